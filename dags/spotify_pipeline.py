@@ -1,0 +1,76 @@
+"""The medallion pipeline, end to end: produce -> drain -> stage -> dbt build.
+
+Trigger it from the Airflow UI (the params form asks for the event count and the seed) or with
+``airflow dags test spotify_pipeline``. Connections it uses (see the README):
+
+- ``kafka_default``  (kafka): extra ``{"bootstrap.servers": "127.0.0.1:9092"}``
+- ``aws_default``    (aws):   MinIO/S3 credentials, extra ``{"endpoint_url": "http://127.0.0.1:9000"}``
+- ``duckdb_default`` (duckdb): extra ``{"path": "/path/to/spotify.duckdb"}``
+
+Variables (optional): ``spotify_lake_url`` (default ``s3://spotify-lake``) and
+``spotify_dbt_project_dir`` (default: the ``dbt/`` folder next to this file's ``dags/``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, Asset, Param
+
+from spotify_pipeline.operators import (
+    DbtBuildOperator,
+    KafkaDrainOperator,
+    SpotifyProducerOperator,
+    StageToWarehouseOperator,
+)
+
+LAKE_URL = "{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}"
+DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
+# Every task that writes the DuckDB file runs in this one-slot pool: DuckDB allows one writer.
+DUCKDB_POOL = "spotify_duckdb"
+
+with DAG(
+    dag_id="spotify_pipeline",
+    description="Simulated Spotify events -> Kafka -> bronze lake -> warehouse -> dbt silver/gold",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    tags=["spotify", "medallion"],
+    params={
+        "events": Param(10_000, type="integer", minimum=1, maximum=50_000_000, description="How many events to simulate and produce."),
+        "seed": Param(42, type="integer", minimum=0, description="Simulation seed: the same seed gives the same events."),
+        "topic": Param("spotify_events", type="string", pattern=r"^[A-Za-z0-9._-]{1,200}$", description="Kafka topic to produce to and drain."),
+    },
+    render_template_as_native_obj=True,
+    doc_md=__doc__,
+) as dag:
+    produce = SpotifyProducerOperator(
+        task_id="produce",
+        topic="{{ params.topic }}",
+        events="{{ params.events }}",
+        seed="{{ params.seed }}",
+        outlets=[Asset("kafka://spotify/spotify_events")],
+    )
+    drain = KafkaDrainOperator(
+        task_id="drain",
+        topic="{{ params.topic }}",
+        lake_url=LAKE_URL,
+        outlets=[Asset("s3://spotify-lake/bronze/spotify_events")],
+    )
+    stage = StageToWarehouseOperator(
+        task_id="stage",
+        topic="{{ params.topic }}",
+        lake_url=LAKE_URL,
+        pool=DUCKDB_POOL,
+        outlets=[Asset("duckdb://spotify/bronze/spotify_events")],
+    )
+    dbt_build = DbtBuildOperator(
+        task_id="dbt_build",
+        project_dir="{{ var.value.get('spotify_dbt_project_dir', '" + DBT_PROJECT_DIR + "') }}",
+        pool=DUCKDB_POOL,
+        outlets=[Asset("duckdb://spotify/gold/fct_song_plays_daily")],
+    )
+
+    produce >> drain >> stage >> dbt_build

@@ -1,0 +1,1 @@
+"""Hooks turn Airflow Connections into the configs the Rust core takes."""

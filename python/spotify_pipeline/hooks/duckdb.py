@@ -1,0 +1,141 @@
+"""The DuckDB warehouse: bronze table, load ledger, and exactly-once batch loads.
+
+Connection type ``duckdb``: the database file's path is the extra's ``path`` (or the host),
+for example ``{"conn_type": "duckdb", "extra": {"path": "/data/spotify.duckdb"}}``.
+
+DuckDB allows one writing process per file, so every task that writes it runs in the one-slot
+pool ``spotify_duckdb`` (see ``dags/spotify_pipeline.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from spotify_pipeline import _core
+
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "date": "DATE",
+    # Stored as UTC wall-clock time (TIMESTAMP, like Snowflake's TIMESTAMP_NTZ).
+    "timestamp_ms_utc": "TIMESTAMP",
+}
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def identifier(name: str) -> str:
+    """Returns ``name`` if it is a plain SQL identifier; refuses anything else."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a valid schema or table name (letters, digits, _)")
+    return name
+
+
+class DuckDBWarehouseHook(BaseHook):
+    conn_name_attr = "duckdb_conn_id"
+    default_conn_name = "duckdb_default"
+    conn_type = "duckdb"
+    hook_name = "DuckDB (Spotify Pipeline)"
+
+    def __init__(self, duckdb_conn_id: str = default_conn_name, schema: str = "bronze", table: str = "spotify_events") -> None:
+        super().__init__()
+        self.duckdb_conn_id = duckdb_conn_id
+        self.schema = identifier(schema)
+        self.table = identifier(table)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "login", "password", "port"],
+            "relabeling": {"host": "Database file path"},
+            "placeholders": {"host": "/data/spotify.duckdb"},
+        }
+
+    @property
+    def path(self) -> str:
+        conn = self.get_connection(self.duckdb_conn_id)
+        path = conn.extra_dejson.get("path") or conn.host
+        if not path:
+            raise ValueError(f"DuckDB connection {self.duckdb_conn_id!r} has no path (extra.path or host)")
+        return str(path)
+
+    def connect(self, read_only: bool = False):
+        import duckdb
+
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(self.path, read_only=read_only)
+
+    @property
+    def bronze_table(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    @property
+    def ledger_table(self) -> str:
+        return f"{self.schema}._loads"
+
+    def ensure_tables(self, con) -> None:
+        cols = ",\n  ".join(
+            f"{name} {DUCKDB_TYPES[kind]}{'' if nullable else ' NOT NULL'}"
+            for name, kind, nullable in _core.load_columns()
+        )
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {self.bronze_table} (\n  {cols}\n)")
+        con.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self.ledger_table} (
+              batch_id VARCHAR PRIMARY KEY,
+              kafka_partition INTEGER NOT NULL,
+              start_offset BIGINT NOT NULL,
+              end_offset BIGINT NOT NULL,
+              files VARCHAR[] NOT NULL,
+              rows BIGINT NOT NULL,
+              loaded_at TIMESTAMP NOT NULL
+            )"""
+        )
+
+    def loaded_batch_ids(self, con) -> set[str]:
+        return {r[0] for r in con.execute(f"SELECT batch_id FROM {self.ledger_table}").fetchall()}
+
+    def load_batch(self, con, batch: dict[str, Any]) -> bool:
+        """Loads one prepared batch and its ledger entry in one transaction.
+
+        Returns False, changing nothing, if the ledger already has the batch.
+        """
+        con.execute("BEGIN TRANSACTION")
+        try:
+            seen = con.execute(
+                f"SELECT 1 FROM {self.ledger_table} WHERE batch_id = ?", [batch["batch_id"]]
+            ).fetchone()
+            if seen:
+                con.execute("ROLLBACK")
+                return False
+            before = con.execute(f"SELECT count(*) FROM {self.bronze_table}").fetchone()[0]
+            con.execute(
+                f"INSERT INTO {self.bronze_table} BY NAME SELECT * FROM read_parquet(?)",
+                [batch["local_path"]],
+            )
+            after = con.execute(f"SELECT count(*) FROM {self.bronze_table}").fetchone()[0]
+            if after - before != batch["rows"]:
+                raise RuntimeError(
+                    f"batch {batch['batch_id']}: inserted {after - before} rows, expected {batch['rows']}"
+                )
+            con.execute(
+                f"INSERT INTO {self.ledger_table} VALUES (?, ?, ?, ?, ?, ?, now())",
+                [
+                    batch["batch_id"],
+                    batch["partition"],
+                    batch["start_offset"],
+                    batch["end_offset"],
+                    batch["files"],
+                    batch["rows"],
+                ],
+            )
+            con.execute("COMMIT")
+            return True
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise

@@ -1,0 +1,36 @@
+"""Kafka connection -> the core's Kafka config.
+
+Uses the ``kafka`` connection type of apache-airflow-providers-apache-kafka: its extra is a
+librdkafka config dict, for example ``{"bootstrap.servers": "127.0.0.1:9092"}``. SASL/SSL
+settings go in the same dict and reach librdkafka unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+
+class SpotifyKafkaHook(BaseHook):
+    conn_name_attr = "kafka_conn_id"
+    default_conn_name = "kafka_default"
+    hook_name = "Spotify Pipeline Kafka"
+
+    def __init__(self, kafka_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.kafka_conn_id = kafka_conn_id
+
+    def client_config(self) -> dict[str, str]:
+        conn = self.get_connection(self.kafka_conn_id)
+        extra = conn.extra_dejson
+        # Only plain settings: callables (oauth_cb, ...) cannot cross into librdkafka via Rust.
+        config = {k: str(v) for k, v in extra.items() if not callable(v)}
+        if "bootstrap.servers" not in config:
+            raise ValueError(
+                f"Kafka connection {self.kafka_conn_id!r} has no 'bootstrap.servers' in its extra"
+            )
+        return config
+
+    def kafka_config(self, topic: str, timeout_s: int = 30) -> dict[str, Any]:
+        return {"client": self.client_config(), "topic": topic, "timeout_s": int(timeout_s)}

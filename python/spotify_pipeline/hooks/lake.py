@@ -1,0 +1,43 @@
+"""Lake connection -> the core's object-store config.
+
+The lake is a URL: ``s3://bucket[/prefix]`` (S3, MinIO, any S3-compatible store) or
+``file:///abs/dir``. For ``s3://`` the credentials and endpoint come from an ``aws``
+connection: login = access key id, password = secret access key, extra ``endpoint_url``
+(MinIO: ``http://127.0.0.1:9000``) and ``region_name``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+
+class LakeHook(BaseHook):
+    conn_name_attr = "lake_conn_id"
+    default_conn_name = "aws_default"
+    hook_name = "Spotify Pipeline Lake"
+
+    def __init__(self, lake_url: str, lake_conn_id: str | None = default_conn_name) -> None:
+        super().__init__()
+        self.lake_url = lake_url
+        self.lake_conn_id = lake_conn_id
+
+    def lake_config(self) -> dict[str, Any]:
+        if not self.lake_url.startswith("s3://"):
+            return {"url": self.lake_url, "options": {}}
+        options: dict[str, str] = {}
+        if self.lake_conn_id:
+            conn = self.get_connection(self.lake_conn_id)
+            extra = conn.extra_dejson
+            if conn.login:
+                options["aws_access_key_id"] = conn.login
+            if conn.password:
+                options["aws_secret_access_key"] = conn.password
+            endpoint = extra.get("endpoint_url") or extra.get("host")
+            if endpoint:
+                options["aws_endpoint"] = endpoint
+                if str(endpoint).startswith("http://"):
+                    options["aws_allow_http"] = "true"
+            options["aws_region"] = extra.get("region_name") or "us-east-1"
+        return {"url": self.lake_url, "options": options}

@@ -1,0 +1,71 @@
+"""StageToWarehouseOperator: load committed bronze batches into the warehouse, exactly once."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from spotify_pipeline import _core
+from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook
+from spotify_pipeline.hooks.lake import LakeHook
+from spotify_pipeline.progress import log_progress
+
+
+class StageToWarehouseOperator(BaseOperator):
+    """Loads every committed, not-yet-loaded bronze batch of ``topic`` into the warehouse's
+    bronze table, each batch with its ledger entry in one transaction. A re-run is a no-op.
+
+    The Rust core reads the manifests and turns each batch into a load-ready Parquet file;
+    the warehouse loads it. Returns a summary XCom: batches, rows, files, skipped.
+    """
+
+    template_fields: Sequence[str] = ("topic", "lake_url", "schema", "table")
+    ui_color = "#FFF8E1"
+
+    def __init__(
+        self,
+        *,
+        lake_url: str,
+        lake_conn_id: str | None = LakeHook.default_conn_name,
+        duckdb_conn_id: str = DuckDBWarehouseHook.default_conn_name,
+        topic: str = "spotify_events",
+        schema: str = "bronze",
+        table: str = "spotify_events",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.lake_url = lake_url
+        self.lake_conn_id = lake_conn_id
+        self.duckdb_conn_id = duckdb_conn_id
+        self.topic = topic
+        self.schema = schema
+        self.table = table
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        warehouse = DuckDBWarehouseHook(self.duckdb_conn_id, self.schema, self.table)
+        lake = LakeHook(self.lake_url, self.lake_conn_id).lake_config()
+        with warehouse.connect() as con:
+            warehouse.ensure_tables(con)
+            loaded = warehouse.loaded_batch_ids(con)
+        pending = _core.pending_batches(lake, self.topic, sorted(loaded))
+        self.log.info("%d committed batches in %s, %d already loaded, %d to load", len(pending) + len(loaded), self.lake_url, len(loaded), len(pending))
+        summary = {"batches": 0, "rows": 0, "files": 0, "skipped_already_loaded": len(loaded), "table": warehouse.bronze_table}
+        if not pending:
+            return summary
+        with tempfile.TemporaryDirectory(prefix="spotify-stage-") as tmp:
+            prepared = _core.prepare_batches(lake, pending, tmp, log_progress(self.log))
+            with warehouse.connect() as con:
+                for batch in prepared:
+                    if warehouse.load_batch(con, batch):
+                        summary["batches"] += 1
+                        summary["rows"] += batch["rows"]
+                        summary["files"] += len(batch["files"])
+                    else:
+                        summary["skipped_already_loaded"] += 1
+                    Path(batch["local_path"]).unlink(missing_ok=True)
+        self.log.info("Loaded %s rows from %d batches into %s", f"{summary['rows']:,}", summary["batches"], warehouse.bronze_table)
+        return summary

@@ -1,0 +1,50 @@
+"""Airflow provider metadata (the ``apache_airflow_provider`` entry point)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spotify_pipeline._core import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "spotify-pipeline",
+        "name": "Spotify Pipeline",
+        "description": "Simulate, produce, drain and stage Spotify listening events; build silver and gold with dbt.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": "duckdb",
+                "hook-class-name": "spotify_pipeline.hooks.duckdb.DuckDBWarehouseHook",
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Spotify Pipeline",
+                "python-modules": [
+                    "spotify_pipeline.operators.produce",
+                    "spotify_pipeline.operators.drain",
+                    "spotify_pipeline.operators.stage",
+                    "spotify_pipeline.operators.dbt",
+                ],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Spotify Pipeline",
+                "python-modules": [
+                    "spotify_pipeline.hooks.kafka",
+                    "spotify_pipeline.hooks.lake",
+                    "spotify_pipeline.hooks.duckdb",
+                ],
+            }
+        ],
+        "integrations": [
+            {
+                "integration-name": "Spotify Pipeline",
+                "external-doc-url": "https://pypi.org/project/spotify-pipeline/",
+                "tags": ["software"],
+            }
+        ],
+    }

@@ -1,0 +1,1 @@
+"""Triggers behind the deferrable sensors (see ``spotify_pipeline.sensors``); not in this release."""

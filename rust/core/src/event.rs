@@ -1,0 +1,408 @@
+//! The event contract (DESIGN.md, "Data contracts"): the JSON every producer writes, the checks
+//! the drain applies to it, and the typed bronze schema it becomes.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    Date32Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::Serialize;
+use serde_json::Value;
+
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Event types the pipeline knows. Anything else is quarantined as `unknown_event_type`.
+pub const EVENT_TYPES: [&str; 6] =
+    ["play", "skip", "pause", "resume", "add_to_playlist", "complete"];
+
+/// Payloads larger than this are quarantined as `oversized` rather than parsed.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// One listening event, as the simulator writes it to Kafka. Borrowed strings point into the
+/// simulator's catalog, so making an event allocates nothing but its id.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub event_ts: &'a str,
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    pub song_id: &'a str,
+    pub song_name: &'a str,
+    pub artist_id: &'a str,
+    pub artist_name: &'a str,
+    pub album: &'a str,
+    pub genre: &'a str,
+    pub release_date: &'a str,
+    pub duration_ms: i64,
+    pub position_ms: i64,
+    pub device_type: &'a str,
+    pub country: &'a str,
+    pub city: &'a str,
+    pub timezone: &'a str,
+    pub subscription: &'a str,
+    pub playlist_id: Option<&'a str>,
+    pub schema_version: i32,
+}
+
+/// Fields of the contract, in schema order, with how each is typed in bronze.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Str,
+    OptStr,
+    Timestamp,
+    Date,
+    Int64,
+    Int32,
+}
+
+const CONTRACT: [(&str, Kind); 21] = [
+    ("event_id", Kind::Str),
+    ("event_type", Kind::Str),
+    ("event_ts", Kind::Timestamp),
+    ("user_id", Kind::Str),
+    ("session_id", Kind::Str),
+    ("song_id", Kind::Str),
+    ("song_name", Kind::Str),
+    ("artist_id", Kind::Str),
+    ("artist_name", Kind::Str),
+    ("album", Kind::Str),
+    ("genre", Kind::Str),
+    ("release_date", Kind::Date),
+    ("duration_ms", Kind::Int64),
+    ("position_ms", Kind::Int64),
+    ("device_type", Kind::Str),
+    ("country", Kind::Str),
+    ("city", Kind::Str),
+    ("timezone", Kind::Str),
+    ("subscription", Kind::Str),
+    ("playlist_id", Kind::OptStr),
+    ("schema_version", Kind::Int32),
+];
+
+/// The typed bronze schema: the contract's fields, then what the drain adds. Column names are
+/// the warehouse's column names too.
+pub fn bronze_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = CONTRACT
+        .iter()
+        .map(|(name, kind)| {
+            let (dt, nullable) = match kind {
+                Kind::Str => (DataType::Utf8, false),
+                Kind::OptStr => (DataType::Utf8, true),
+                Kind::Timestamp => (DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+                Kind::Date => (DataType::Date32, false),
+                Kind::Int64 => (DataType::Int64, false),
+                Kind::Int32 => (DataType::Int32, false),
+            };
+            Field::new(*name, dt, nullable)
+        })
+        .collect();
+    // Unknown fields are kept, as a JSON object, never silently dropped.
+    fields.push(Field::new("extra_fields", DataType::Utf8, true));
+    fields.push(Field::new("kafka_topic", DataType::Utf8, false));
+    fields.push(Field::new("kafka_partition", DataType::Int32, false));
+    fields.push(Field::new("kafka_offset", DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Why a record was quarantined: a class (counted) and a detail (kept with the record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub class: &'static str,
+    pub detail: String,
+}
+
+impl Rejection {
+    fn new(class: &'static str, detail: impl Into<String>) -> Self {
+        Self { class, detail: detail.into() }
+    }
+}
+
+/// A validated value of one contract field.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Str(String),
+    Null,
+    Millis(i64),
+    Days(i32),
+    Int(i64),
+}
+
+/// An event that passed validation, with its unknown fields kept aside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidEvent {
+    cells: Vec<Cell>,
+    pub event_ts_ms: i64,
+    pub extra: Option<String>,
+}
+
+/// Parses and validates one Kafka payload against the contract.
+pub fn parse_event(payload: &[u8]) -> Result<ValidEvent, Rejection> {
+    if payload.len() > MAX_EVENT_BYTES {
+        return Err(Rejection::new("oversized", format!("{} bytes > {}", payload.len(), MAX_EVENT_BYTES)));
+    }
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| Rejection::new("not_utf8", e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| Rejection::new("invalid_json", e.to_string()))?;
+    let Value::Object(mut obj) = value else {
+        return Err(Rejection::new("invalid_json", "not a JSON object"));
+    };
+    let mut cells = Vec::with_capacity(CONTRACT.len());
+    let mut event_ts_ms = 0;
+    for (name, kind) in CONTRACT {
+        let v = obj.remove(name);
+        let cell = match (kind, v) {
+            (Kind::OptStr, None | Some(Value::Null)) => Cell::Null,
+            (_, None | Some(Value::Null)) => return Err(Rejection::new("missing_field", name)),
+            (Kind::Str | Kind::OptStr, Some(Value::String(s))) => {
+                if name == "event_type" && !EVENT_TYPES.contains(&s.as_str()) {
+                    return Err(Rejection::new("unknown_event_type", s));
+                }
+                if kind == Kind::Str && s.is_empty() {
+                    return Err(Rejection::new("missing_field", name));
+                }
+                Cell::Str(s)
+            }
+            (Kind::Timestamp, Some(Value::String(s))) => {
+                let ms = parse_rfc3339_ms(&s)
+                    .ok_or_else(|| Rejection::new("bad_timestamp", format!("{name}={s}")))?;
+                event_ts_ms = ms;
+                Cell::Millis(ms)
+            }
+            (Kind::Date, Some(Value::String(s))) => Cell::Days(
+                parse_date_days(&s).ok_or_else(|| Rejection::new("wrong_type", format!("{name}={s}")))?,
+            ),
+            (Kind::Int64 | Kind::Int32, Some(Value::Number(n))) => {
+                let i = n.as_i64().ok_or_else(|| Rejection::new("wrong_type", name))?;
+                if kind == Kind::Int32 && i32::try_from(i).is_err() {
+                    return Err(Rejection::new("wrong_type", name));
+                }
+                Cell::Int(i)
+            }
+            (_, Some(_)) => return Err(Rejection::new("wrong_type", name)),
+        };
+        cells.push(cell);
+    }
+    let extra = if obj.is_empty() { None } else { Some(Value::Object(obj).to_string()) };
+    Ok(ValidEvent { cells, event_ts_ms, extra })
+}
+
+/// Accumulates valid events into the typed bronze columns.
+pub struct BronzeBuilder {
+    strings: Vec<StringBuilder>,
+    ts: TimestampMillisecondBuilder,
+    date: Date32Builder,
+    ints64: Vec<Int64Builder>,
+    int32: Int32Builder,
+    extra: StringBuilder,
+    topic: StringBuilder,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    rows: usize,
+}
+
+impl Default for BronzeBuilder {
+    fn default() -> Self {
+        let n_str = CONTRACT.iter().filter(|(_, k)| matches!(k, Kind::Str | Kind::OptStr)).count();
+        let n_i64 = CONTRACT.iter().filter(|(_, k)| *k == Kind::Int64).count();
+        Self {
+            strings: (0..n_str).map(|_| StringBuilder::new()).collect(),
+            ts: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            date: Date32Builder::new(),
+            ints64: (0..n_i64).map(|_| Int64Builder::new()).collect(),
+            int32: Int32Builder::new(),
+            extra: StringBuilder::new(),
+            topic: StringBuilder::new(),
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            rows: 0,
+        }
+    }
+}
+
+impl BronzeBuilder {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn append(&mut self, ev: &ValidEvent, topic: &str, partition: i32, offset: i64) {
+        let (mut s, mut i) = (0, 0);
+        for ((_, kind), cell) in CONTRACT.iter().zip(&ev.cells) {
+            match (kind, cell) {
+                (Kind::Str | Kind::OptStr, Cell::Str(v)) => {
+                    self.strings[s].append_value(v);
+                    s += 1;
+                }
+                (Kind::OptStr, Cell::Null) => {
+                    self.strings[s].append_null();
+                    s += 1;
+                }
+                (Kind::Timestamp, Cell::Millis(v)) => self.ts.append_value(*v),
+                (Kind::Date, Cell::Days(v)) => self.date.append_value(*v),
+                (Kind::Int64, Cell::Int(v)) => {
+                    self.ints64[i].append_value(*v);
+                    i += 1;
+                }
+                (Kind::Int32, Cell::Int(v)) => self.int32.append_value(*v as i32),
+                _ => unreachable!("parse_event produces one cell of the right kind per field"),
+            }
+        }
+        self.extra.append_option(ev.extra.as_deref());
+        self.topic.append_value(topic);
+        self.partition.append_value(partition);
+        self.offset.append_value(offset);
+        self.rows += 1;
+    }
+
+    pub fn finish(&mut self) -> crate::Result<RecordBatch> {
+        let (mut s, mut i) = (0, 0);
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(CONTRACT.len() + 4);
+        for (_, kind) in CONTRACT {
+            let col: ArrayRef = match kind {
+                Kind::Str | Kind::OptStr => {
+                    s += 1;
+                    Arc::new(self.strings[s - 1].finish())
+                }
+                Kind::Timestamp => Arc::new(self.ts.finish()),
+                Kind::Date => Arc::new(self.date.finish()),
+                Kind::Int64 => {
+                    i += 1;
+                    Arc::new(self.ints64[i - 1].finish())
+                }
+                Kind::Int32 => Arc::new(self.int32.finish()),
+            };
+            cols.push(col);
+        }
+        cols.push(Arc::new(self.extra.finish()));
+        cols.push(Arc::new(self.topic.finish()));
+        cols.push(Arc::new(self.partition.finish()));
+        cols.push(Arc::new(self.offset.finish()));
+        self.rows = 0;
+        Ok(RecordBatch::try_new(bronze_schema(), cols)?)
+    }
+}
+
+// ---- civil time, without a time-zone database: the contract is UTC only ----
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month, day) of days since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch.
+pub fn format_rfc3339_ms(ms: i64, out: &mut String) {
+    use std::fmt::Write;
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, mi, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z");
+}
+
+/// `YYYY-MM-DD` for days since the epoch.
+pub fn format_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn parse_date_days(s: &str) -> Option<i32> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i64 = s[0..4].parse().ok()?;
+    let m: u32 = s[5..7].parse().ok()?;
+    let d: u32 = s[8..10].parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    i32::try_from(days_from_civil(y, m, d)).ok()
+}
+
+/// Parses RFC 3339 timestamps (any offset, optional fraction) to UTC milliseconds.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> serde_json::Value {
+        serde_json::json!({
+            "event_id": "e1", "event_type": "play", "event_ts": "2026-01-15T10:00:00.000Z",
+            "user_id": "u1", "session_id": "s1", "song_id": "so1", "song_name": "Song",
+            "artist_id": "a1", "artist_name": "Artist", "album": "Album", "genre": "pop",
+            "release_date": "2025-06-01", "duration_ms": 200000, "position_ms": 0,
+            "device_type": "mobile", "country": "US", "city": "New York",
+            "timezone": "America/New_York", "subscription": "free", "playlist_id": null,
+            "schema_version": 1
+        })
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-1000, 0, 1, 19_000, 20_468, 50_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(format_date(0), "1970-01-01");
+        let mut s = String::new();
+        format_rfc3339_ms(1_768_471_200_123, &mut s);
+        assert_eq!(s, "2026-01-15T10:00:00.123Z");
+        assert_eq!(parse_rfc3339_ms(&s), Some(1_768_471_200_123));
+    }
+
+    #[test]
+    fn valid_event_parses_and_keeps_unknown_fields() {
+        let mut v = sample();
+        v["mood"] = "happy".into();
+        let ev = parse_event(v.to_string().as_bytes()).unwrap();
+        assert_eq!(ev.event_ts_ms, 1_768_471_200_000);
+        assert_eq!(ev.extra.as_deref(), Some(r#"{"mood":"happy"}"#));
+        let mut b = BronzeBuilder::default();
+        b.append(&ev, "t", 2, 7);
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.schema(), bronze_schema());
+    }
+
+    #[test]
+    fn every_bad_class_is_named() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"{not json".to_vec(), "invalid_json"),
+            (b"[1,2]".to_vec(), "invalid_json"),
+            (vec![0xff, 0xfe, b'{'], "not_utf8"),
+            (vec![b' '; MAX_EVENT_BYTES + 1], "oversized"),
+            ({ let mut v = sample(); v.as_object_mut().unwrap().remove("event_id"); v.to_string().into_bytes() }, "missing_field"),
+            ({ let mut v = sample(); v["duration_ms"] = "long".into(); v.to_string().into_bytes() }, "wrong_type"),
+            ({ let mut v = sample(); v["event_type"] = "dance".into(); v.to_string().into_bytes() }, "unknown_event_type"),
+            ({ let mut v = sample(); v["event_ts"] = "yesterday".into(); v.to_string().into_bytes() }, "bad_timestamp"),
+        ];
+        for (payload, class) in cases {
+            assert_eq!(parse_event(&payload).unwrap_err().class, class);
+        }
+    }
+}

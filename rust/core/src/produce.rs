@@ -1,0 +1,264 @@
+//! Producing simulated events to Kafka with an idempotent, acks=all producer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use serde::{Deserialize, Serialize};
+
+use crate::progress::{ProgressFn, ProgressMeter};
+use crate::simulate::{SimConfig, Simulator};
+use crate::{Error, Result};
+
+/// Kafka settings shared by the producer and the drain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KafkaConfig {
+    /// librdkafka properties, `bootstrap.servers` at least (from the Airflow connection's extra).
+    pub client: BTreeMap<String, String>,
+    pub topic: String,
+    /// Bound on waiting for the broker: metadata, topic creation, delivery.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: u64,
+}
+
+fn default_timeout_s() -> u64 {
+    30
+}
+
+impl KafkaConfig {
+    pub fn client_config(&self) -> Result<ClientConfig> {
+        if !self.client.contains_key("bootstrap.servers") {
+            return Err(Error::config("the Kafka config has no bootstrap.servers"));
+        }
+        if self.topic.is_empty() {
+            return Err(Error::config("the Kafka topic is empty"));
+        }
+        let mut c = ClientConfig::new();
+        for (k, v) in &self.client {
+            c.set(k, v);
+        }
+        // librdkafka retries an unreachable broker forever; these make it give up in time.
+        c.set("socket.connection.setup.timeout.ms", (self.timeout_s * 1000).min(30_000).to_string());
+        Ok(c)
+    }
+
+    pub fn bootstrap(&self) -> &str {
+        self.client.get("bootstrap.servers").map(String::as_str).unwrap_or("?")
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_s.max(1))
+    }
+}
+
+/// Asks the cluster for the topic's partitions, turning silence into a clear error.
+pub fn topic_partitions<C: ClientContext>(client: &rdkafka::client::Client<C>, cfg: &KafkaConfig) -> Result<Option<Vec<i32>>> {
+    let md = client.fetch_metadata(Some(&cfg.topic), cfg.timeout()).map_err(|e| {
+        Error::BrokerUnavailable(format!(
+            "no Kafka broker at {} answered within {}s ({e})",
+            cfg.bootstrap(),
+            cfg.timeout_s
+        ))
+    })?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == cfg.topic) else { return Ok(None) };
+    match t.error() {
+        None => Ok(Some(t.partitions().iter().map(|p| p.id()).collect())),
+        Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => Ok(None),
+        Some(e) => Err(Error::kafka(format!("topic {}: {:?}", cfg.topic, RDKafkaErrorCode::from(e)))),
+    }
+}
+
+/// Creates the topic if it does not exist. Returns its partition ids.
+pub fn ensure_topic(cfg: &KafkaConfig, partitions: i32, replication: i32) -> Result<Vec<i32>> {
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config()?.create()?;
+    if let Some(p) = topic_partitions(admin.inner(), cfg)? {
+        return Ok(p);
+    }
+    let topic = NewTopic::new(&cfg.topic, partitions, TopicReplication::Fixed(replication));
+    let opts = AdminOptions::new().operation_timeout(Some(cfg.timeout()));
+    let rt = crate::runtime::runtime()?;
+    let results = rt.block_on(admin.create_topics([&topic], &opts))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(Error::kafka(format!("cannot create topic {name}: {code:?}"))),
+        }
+    }
+    // Metadata can lag creation by a moment.
+    let deadline = Instant::now() + cfg.timeout();
+    loop {
+        if let Some(p) = topic_partitions(admin.inner(), cfg)? {
+            if !p.is_empty() {
+                return Ok(p);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(Error::kafka(format!("topic {} was created but never became visible", cfg.topic)));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProduceOptions {
+    pub count: u64,
+    /// Created with this many partitions if the topic does not exist.
+    pub partitions: i32,
+    pub replication: i32,
+    /// none, gzip, snappy, lz4 or zstd.
+    pub compression: String,
+}
+
+impl Default for ProduceOptions {
+    fn default() -> Self {
+        Self { count: 10_000, partitions: 3, replication: 1, compression: "lz4".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartitionRange {
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProduceSummary {
+    pub topic: String,
+    pub events: u64,
+    pub bytes: u64,
+    pub partitions: Vec<PartitionRange>,
+    pub elapsed_s: f64,
+    pub events_per_s: f64,
+}
+
+/// Counts delivery reports; librdkafka calls it from its own thread.
+#[derive(Default)]
+struct Deliveries {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    ranges: Mutex<HashMap<i32, (i64, i64, u64)>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(m) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                let mut ranges = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
+                let r = ranges.entry(m.partition()).or_insert((i64::MAX, i64::MIN, 0));
+                r.0 = r.0.min(m.offset());
+                r.1 = r.1.max(m.offset());
+                r.2 += 1;
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+impl Deliveries {
+    fn check(&self) -> Result<()> {
+        if self.failed.load(Ordering::Relaxed) > 0 {
+            let e = self.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            return Err(Error::kafka(format!(
+                "{} events were not delivered: {}",
+                self.failed.load(Ordering::Relaxed),
+                e.unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Simulates `opts.count` events and produces them, keyed by user id. Returns once every event
+/// is acknowledged by the broker, or fails with the first delivery error.
+pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, progress: &mut ProgressFn<'_>) -> Result<ProduceSummary> {
+    let mut sim = Simulator::new(sim.clone())?;
+    ensure_topic(kafka, opts.partitions, opts.replication)?;
+    let mut cc = kafka.client_config()?;
+    cc.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", &opts.compression)
+        .set("message.timeout.ms", (kafka.timeout_s * 1000).to_string());
+    for (k, v) in [("linger.ms", "20"), ("batch.size", "1000000"), ("queue.buffering.max.kbytes", "65536")] {
+        if !kafka.client.contains_key(k) {
+            cc.set(k, v);
+        }
+    }
+    let producer: ThreadedProducer<Deliveries> = cc.create_with_context(Deliveries::default())?;
+
+    let started = Instant::now();
+    let mut meter = ProgressMeter::new("produce", Some(opts.count));
+    let mut buf = Vec::with_capacity(1024);
+    let mut bytes = 0u64;
+    for i in 0..opts.count {
+        let key = sim.next_json(&mut buf)?;
+        bytes += buf.len() as u64;
+        let mut record = BaseRecord::to(&kafka.topic).key(key).payload(&buf);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                // The in-flight queue is bounded: wait for deliveries to free room.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    deliveries_check(&producer)?;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => return Err(Error::kafka(format!("producing to {}: {e}", kafka.topic))),
+            }
+        }
+        if i % 4096 == 0 {
+            deliveries_check(&producer)?;
+            meter.tick(i, bytes, false, progress)?;
+        }
+    }
+    producer
+        .flush(kafka.timeout())
+        .map_err(|e| Error::kafka(format!("not every event was acknowledged within {}s: {e}", kafka.timeout_s)))?;
+    let ctx = producer.context();
+    ctx.check()?;
+    let ok = ctx.ok.load(Ordering::Relaxed);
+    if ok != opts.count {
+        return Err(Error::kafka(format!("{ok} of {} events acknowledged", opts.count)));
+    }
+    meter.tick(opts.count, bytes, true, progress)?;
+    let mut partitions: Vec<PartitionRange> = ctx
+        .ranges
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(&partition, &(first_offset, last_offset, count))| PartitionRange { partition, first_offset, last_offset, count })
+        .collect();
+    partitions.sort_by_key(|p| p.partition);
+    let elapsed_s = started.elapsed().as_secs_f64();
+    Ok(ProduceSummary {
+        topic: kafka.topic.clone(),
+        events: opts.count,
+        bytes,
+        partitions,
+        elapsed_s,
+        events_per_s: opts.count as f64 / elapsed_s.max(1e-9),
+    })
+}
+
+fn deliveries_check(p: &ThreadedProducer<Deliveries>) -> Result<()> {
+    p.context().check()
+}

@@ -1,0 +1,119 @@
+//! Staging: committed bronze batches that the warehouse has not loaded yet, turned into
+//! load-ready Parquet files on local disk. The warehouse side (Python) loads each file and
+//! writes its ledger entry in one transaction.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use serde::{Deserialize, Serialize};
+
+use crate::event::bronze_schema;
+use crate::lake::{Lake, LakeConfig, Manifest};
+use crate::progress::{ProgressFn, ProgressMeter};
+use crate::{Error, Result};
+
+/// The warehouse bronze table: the bronze columns plus the lake file each row came from.
+pub fn load_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = bronze_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("source_file", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// The load table's columns as (name, type, nullable), type one of string, int32, int64, date,
+/// timestamp_ms_utc: what a warehouse needs to write its DDL.
+pub fn load_columns() -> Vec<(String, &'static str, bool)> {
+    load_schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let t = match f.data_type() {
+                DataType::Utf8 => "string",
+                DataType::Int32 => "int32",
+                DataType::Int64 => "int64",
+                DataType::Date32 => "date",
+                DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, _) => "timestamp_ms_utc",
+                other => unreachable!("bronze has no {other} column"),
+            };
+            (f.name().clone(), t, f.is_nullable())
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreparedBatch {
+    pub batch_id: String,
+    pub partition: i32,
+    pub start_offset: i64,
+    pub end_offset: i64,
+    pub rows: u64,
+    pub files: Vec<String>,
+    /// The load-ready file on local disk.
+    pub local_path: String,
+}
+
+/// Committed batches of `topic` whose ids are not in `loaded`, in offset order.
+pub fn pending(lake_cfg: &LakeConfig, topic: &str, loaded: &HashSet<String>) -> Result<Vec<Manifest>> {
+    let rt = crate::runtime::runtime()?;
+    let lake = Lake::open(lake_cfg)?;
+    rt.block_on(async {
+        lake.check().await?;
+        Ok(lake.manifests(topic, None).await?.into_iter().filter(|m| !loaded.contains(&m.batch_id)).collect())
+    })
+}
+
+/// Fetches each pending batch's bronze files and writes one load-ready Parquet file per batch
+/// into `out_dir`. Checks every batch's row count against its manifest.
+pub fn prepare(lake_cfg: &LakeConfig, batches: &[Manifest], out_dir: &Path, progress: &mut ProgressFn<'_>) -> Result<Vec<PreparedBatch>> {
+    let rt = crate::runtime::runtime()?;
+    let lake = Lake::open(lake_cfg)?;
+    std::fs::create_dir_all(out_dir)?;
+    let total: u64 = batches.iter().map(|m| m.rows).sum();
+    let mut meter = ProgressMeter::new("stage", Some(total));
+    let mut done = 0u64;
+    let mut out = Vec::with_capacity(batches.len());
+    for m in batches {
+        let fetched = rt.block_on(futures::future::try_join_all(m.files.iter().map(|f| lake.get(&f.key))))?;
+        let local = out_dir.join(format!("{}.parquet", m.batch_id));
+        let tmp = local.with_extension("parquet.partial");
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = ArrowWriter::try_new(file, load_schema(), None)?;
+        let mut rows = 0u64;
+        for (entry, bytes) in m.files.iter().zip(fetched) {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+            for rb in reader {
+                let rb = rb?;
+                if rb.schema().fields() != bronze_schema().fields() {
+                    return Err(Error::data(format!("{} does not have the bronze schema", entry.key)));
+                }
+                let source: ArrayRef = Arc::new(StringArray::from(vec![entry.key.as_str(); rb.num_rows()]));
+                let mut cols = rb.columns().to_vec();
+                cols.push(source);
+                rows += rb.num_rows() as u64;
+                w.write(&RecordBatch::try_new(load_schema(), cols)?)?;
+            }
+        }
+        w.close()?;
+        if rows != m.rows {
+            return Err(Error::data(format!("batch {} has {rows} rows in its files but its manifest says {}", m.batch_id, m.rows)));
+        }
+        std::fs::rename(&tmp, &local)?;
+        done += rows;
+        meter.tick(done, 0, false, progress)?;
+        out.push(PreparedBatch {
+            batch_id: m.batch_id.clone(),
+            partition: m.partition,
+            start_offset: m.start_offset,
+            end_offset: m.end_offset,
+            rows,
+            files: m.files.iter().map(|f| f.key.clone()).collect(),
+            local_path: local.to_string_lossy().into_owned(),
+        });
+    }
+    meter.tick(done, 0, true, progress)?;
+    Ok(out)
+}

@@ -1,0 +1,162 @@
+//! `spotify_pipeline._core`: the pyo3 face of the Rust core, and nothing more.
+//!
+//! Configs cross the boundary as plain dicts and summaries come back as plain dicts (through
+//! JSON, which keeps this file free of per-struct conversion code). Long work runs with the GIL
+//! released; progress callbacks take it back briefly and let Ctrl-C through.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use spotify_pipeline_core as core;
+use core::progress::Progress;
+
+create_exception!(_core, SpotifyPipelineError, PyException, "Base class of every error raised by the Rust core.");
+create_exception!(_core, ConfigError, SpotifyPipelineError, "The configuration is invalid.");
+create_exception!(_core, BrokerUnavailableError, SpotifyPipelineError, "No Kafka broker answered in time.");
+create_exception!(_core, KafkaError, SpotifyPipelineError, "Kafka refused or failed an operation.");
+create_exception!(_core, LakeError, SpotifyPipelineError, "The object store failed or is unreachable.");
+create_exception!(_core, DataError, SpotifyPipelineError, "Data could not be encoded or decoded.");
+
+fn to_pyerr(e: core::Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        core::Error::Config(_) => ConfigError::new_err(msg),
+        core::Error::BrokerUnavailable(_) => BrokerUnavailableError::new_err(msg),
+        core::Error::Kafka(_) => KafkaError::new_err(msg),
+        core::Error::Lake(_) => LakeError::new_err(msg),
+        core::Error::Data(_) => DataError::new_err(msg),
+        core::Error::Cancelled(_) => SpotifyPipelineError::new_err(msg),
+    }
+}
+
+fn from_py<T: DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<T> {
+    let json = obj.py().import("json")?.call_method1("dumps", (obj,))?;
+    serde_json::from_str(json.extract::<&str>()?).map_err(|e| ConfigError::new_err(format!("{what}: {e}")))
+}
+
+fn to_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
+    let json = serde_json::to_string(value).map_err(|e| DataError::new_err(e.to_string()))?;
+    Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
+}
+
+/// Runs `work` without the GIL, giving it a progress function that calls `callback`.
+/// A Python exception raised by the callback (KeyboardInterrupt too) stops the work and is
+/// re-raised as it was.
+fn run_detached<T, F>(py: Python<'_>, callback: Option<Py<PyAny>>, work: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce(&mut core::progress::ProgressFn<'_>) -> core::Result<T> + Send,
+{
+    let raised: Mutex<Option<PyErr>> = Mutex::new(None);
+    let result = py.detach(|| {
+        let mut report = |p: &Progress| -> core::Result<()> {
+            Python::attach(|py| {
+                let r = match &callback {
+                    Some(cb) => to_py(py, p).and_then(|d| cb.call1(py, (d,)).map(|_| ())),
+                    None => Ok(()),
+                }
+                .and_then(|_| py.check_signals());
+                r.map_err(|e| {
+                    let msg = e.to_string();
+                    *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    core::Error::Cancelled(msg)
+                })
+            })
+        };
+        work(&mut report)
+    });
+    if let Some(e) = raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    result.map_err(to_pyerr)
+}
+
+/// Simulates `count` events and returns them as JSON strings (no Kafka involved).
+#[pyfunction]
+fn simulate(py: Python<'_>, sim: &Bound<'_, PyAny>, count: usize) -> PyResult<Vec<String>> {
+    let cfg: core::simulate::SimConfig = from_py(sim, "sim")?;
+    py.detach(|| {
+        let mut s = core::simulate::Simulator::new(cfg)?;
+        let mut buf = Vec::new();
+        (0..count)
+            .map(|_| {
+                s.next_json(&mut buf)?;
+                Ok(String::from_utf8(buf.clone()).expect("serde_json writes UTF-8"))
+            })
+            .collect::<core::Result<Vec<_>>>()
+    })
+    .map_err(to_pyerr)
+}
+
+/// Simulates and produces events to Kafka; returns the produce summary.
+#[pyfunction]
+#[pyo3(signature = (kafka, sim, options, progress=None))]
+fn produce(py: Python<'_>, kafka: &Bound<'_, PyAny>, sim: &Bound<'_, PyAny>, options: &Bound<'_, PyAny>, progress: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    let kafka: core::produce::KafkaConfig = from_py(kafka, "kafka")?;
+    let sim: core::simulate::SimConfig = from_py(sim, "sim")?;
+    let opts: core::produce::ProduceOptions = from_py(options, "options")?;
+    let summary = run_detached(py, progress, |p| core::produce::produce(&kafka, &sim, &opts, p))?;
+    to_py(py, &summary)
+}
+
+/// Drains a topic into the bronze lake; returns the drain summary.
+#[pyfunction]
+#[pyo3(signature = (kafka, lake, options, progress=None))]
+fn drain(py: Python<'_>, kafka: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>, options: &Bound<'_, PyAny>, progress: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    let kafka: core::produce::KafkaConfig = from_py(kafka, "kafka")?;
+    let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
+    let opts: core::drain::DrainOptions = from_py(options, "options")?;
+    let summary = run_detached(py, progress, |p| core::drain::drain(&kafka, &lake, &opts, p))?;
+    to_py(py, &summary)
+}
+
+/// Committed manifests of `topic` whose batch ids are not in `loaded`.
+#[pyfunction]
+fn pending_batches(py: Python<'_>, lake: &Bound<'_, PyAny>, topic: &str, loaded: Vec<String>) -> PyResult<Py<PyAny>> {
+    let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
+    let loaded: HashSet<String> = loaded.into_iter().collect();
+    let topic = topic.to_string();
+    let manifests = py.detach(|| core::stage::pending(&lake, &topic, &loaded)).map_err(to_pyerr)?;
+    to_py(py, &manifests)
+}
+
+/// Writes one load-ready Parquet file per manifest into `out_dir`.
+#[pyfunction]
+#[pyo3(signature = (lake, manifests, out_dir, progress=None))]
+fn prepare_batches(py: Python<'_>, lake: &Bound<'_, PyAny>, manifests: &Bound<'_, PyAny>, out_dir: std::path::PathBuf, progress: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
+    let manifests: Vec<core::lake::Manifest> = from_py(manifests, "manifests")?;
+    let prepared = run_detached(py, progress, |p| core::stage::prepare(&lake, &manifests, &out_dir, p))?;
+    to_py(py, &prepared)
+}
+
+/// The warehouse bronze table's columns: (name, type, nullable).
+#[pyfunction]
+fn load_columns() -> Vec<(String, &'static str, bool)> {
+    core::stage::load_columns()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("SpotifyPipelineError", py.get_type::<SpotifyPipelineError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("BrokerUnavailableError", py.get_type::<BrokerUnavailableError>())?;
+    m.add("KafkaError", py.get_type::<KafkaError>())?;
+    m.add("LakeError", py.get_type::<LakeError>())?;
+    m.add("DataError", py.get_type::<DataError>())?;
+    m.add_function(wrap_pyfunction!(simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(produce, m)?)?;
+    m.add_function(wrap_pyfunction!(drain, m)?)?;
+    m.add_function(wrap_pyfunction!(pending_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(prepare_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(load_columns, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,74 @@
+"""Prints what the last run of the pipeline DAG did, layer by layer.
+
+Reads the run's XCom summaries from Airflow's metadata database and counts the warehouse
+directly. Run with the Airflow environment of scripts/airflow-env.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+
+def run_summaries(dag_id: str, run_id: str | None = None) -> tuple[str, str, dict[str, Any]]:
+    """(run_id, state, {task_id: return value}) of ``run_id`` or of the newest run."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        q = session.query(DagRun).filter(DagRun.dag_id == dag_id)
+        run = q.filter(DagRun.run_id == run_id).one() if run_id else q.order_by(DagRun.id.desc()).first()
+        if run is None:
+            raise SystemExit(f"no run of {dag_id} found")
+        rows = (
+            session.query(XComModel)
+            .filter(XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value")
+            .all()
+        )
+        values = {}
+        for r in rows:
+            v = XComModel.deserialize_value(r)
+            values[r.task_id] = json.loads(v) if isinstance(v, str) else v
+        return run.run_id, str(run.state), values
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dag-id", default="spotify_pipeline")
+    ap.add_argument("--run-id")
+    ap.add_argument("--duckdb", default=os.environ.get("SPOTIFY_DUCKDB_PATH"))
+    args = ap.parse_args()
+
+    run_id, state, xcom = run_summaries(args.dag_id, args.run_id)
+    produce, drain, stage, dbt = (xcom.get(t, {}) for t in ("produce", "drain", "stage", "dbt_build"))
+    print(f"\n=== {args.dag_id} run {run_id}: {state} ===")
+    print(f"events produced : {produce.get('events', 0):>12,}  ({produce.get('events_per_s', 0):,.0f} events/s, seed {produce.get('seed')})")
+    print(f"bronze (lake)   : {drain.get('rows', 0):>12,} rows in {drain.get('files_total', 0)} files, {len(drain.get('batches', []))} batches; quarantined {drain.get('quarantined', 0)}")
+    print(f"warehouse bronze: {stage.get('rows', 0):>12,} rows loaded in {stage.get('batches', 0)} batches ({stage.get('skipped_already_loaded', 0)} batches already loaded)")
+    if dbt:
+        print(f"dbt build       : {dbt.get('counts')}")
+    if args.duckdb and os.path.exists(args.duckdb):
+        import duckdb
+
+        with duckdb.connect(args.duckdb, read_only=True) as con:
+            total = con.execute("select count(*) from bronze.spotify_events").fetchone()[0]
+            silver = con.execute("select count(*) from silver.stg_spotify__events").fetchone()[0]
+            print(f"warehouse total : {total:>12,} bronze rows, {silver:,} silver events (all runs)")
+            print("\ntop songs (gold.fct_song_plays_daily, all days):")
+            rows = con.execute(
+                """select song_name, artist_name, sum(plays) as plays,
+                          round(sum(skips) / nullif(sum(plays), 0), 3) as skip_rate
+                   from gold.fct_song_plays_daily group by all order by plays desc, song_name limit 5"""
+            ).fetchall()
+            print(f"  {'song':<24} {'artist':<26} {'plays':>8} {'skip rate':>9}")
+            for song, artist, plays, skip in rows:
+                print(f"  {song:<24} {artist:<26} {plays:>8,} {skip if skip is not None else '':>9}")
+    return 0 if state == "success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
