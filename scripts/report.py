@@ -41,9 +41,13 @@ def main() -> int:
     ap.add_argument("--dag-id", default="spotify_pipeline")
     ap.add_argument("--run-id")
     ap.add_argument("--duckdb", default=os.environ.get("SPOTIFY_DUCKDB_PATH"))
+    ap.add_argument("--json", action="store_true", help="print the run's state and XCom summaries as JSON")
     args = ap.parse_args()
 
     run_id, state, xcom = run_summaries(args.dag_id, args.run_id)
+    if args.json:
+        print(json.dumps({"run_id": run_id, "state": state, "xcom": xcom}))
+        return 0
     produce, drain, stage, dbt = (xcom.get(t, {}) for t in ("produce", "drain", "stage", "dbt_build"))
     print(f"\n=== {args.dag_id} run {run_id}: {state} ===")
     print(f"events produced : {produce.get('events', 0):>12,}  ({produce.get('events_per_s', 0):,.0f} events/s, seed {produce.get('seed')})")

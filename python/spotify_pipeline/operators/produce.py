@@ -89,8 +89,9 @@ class SpotifyProducerOperator(BaseOperator):
         options = {"count": events, "partitions": self.partitions, "replication": 1, "compression": self.compression}
         self.log.info("Producing %s events (seed %s) to %s at %s", f"{events:,}", sim["seed"], self.topic, kafka["client"]["bootstrap.servers"])
         summary = _core.produce(kafka, sim, options, log_progress(self.log))
+        # The exact simulation settings, so anyone can regenerate (and reconcile) these events.
+        summary["sim"] = sim
         summary["seed"] = sim["seed"]
-        summary["start_ms"] = sim["start_ms"]
         self.log.info(
             "Produced %s events (%.1f MB) in %.2fs: %s events/s",
             f"{summary['events']:,}", summary["bytes"] / 1e6, summary["elapsed_s"], f"{summary['events_per_s']:,.0f}",

@@ -1,0 +1,80 @@
+"""The Airflow face: provider and plugin registration, the DAG, hooks, operator settings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook, identifier
+from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
+from spotify_pipeline.hooks.lake import LakeHook
+from spotify_pipeline.operators.produce import simulated_start_ms
+from spotify_pipeline.progress import format_progress
+from spotify_pipeline.provider import get_provider_info
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_registered_as_provider_and_plugin():
+    providers = {e.value for e in entry_points(group="apache_airflow_provider")}
+    assert "spotify_pipeline.provider:get_provider_info" in providers
+    plugins = {e.name: e for e in entry_points(group="airflow.plugins")}
+    assert plugins["spotify_pipeline"].load().name == "spotify_pipeline"
+    info = get_provider_info()
+    assert info["package-name"] == "spotify-pipeline"
+    assert info["connection-types"][0]["hook-class-name"].endswith("DuckDBWarehouseHook")
+
+
+def test_the_dag_chains_the_four_stages():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.dags["spotify_pipeline"]
+    order = [t.task_id for t in dag.topological_sort()]
+    assert order == ["produce", "drain", "stage", "dbt_build"]
+    assert {"events", "seed", "topic"} <= set(dag.params)
+    assert dag.get_task("stage").pool == dag.get_task("dbt_build").pool == "spotify_duckdb"
+
+
+def test_identifiers_are_validated():
+    assert identifier("bronze") == "bronze"
+    for bad in ["", "1abc", "x; drop table y", "a.b", "a-b", 'x"']:
+        with pytest.raises(ValueError):
+            identifier(bad)
+    with pytest.raises(ValueError):
+        DuckDBWarehouseHook(schema="bronze; --")
+
+
+def test_hooks_read_connections(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_K", '{"conn_type": "kafka", "extra": {"bootstrap.servers": "h:1", "linger.ms": 5}}')
+    monkeypatch.setenv("AIRFLOW_CONN_KBAD", '{"conn_type": "kafka", "extra": {}}')
+    monkeypatch.setenv("AIRFLOW_CONN_S3", '{"conn_type": "aws", "login": "key-id", "password": "secret-key", "extra": {"endpoint_url": "http://m:9000"}}')
+    monkeypatch.setenv("AIRFLOW_CONN_DB", '{"conn_type": "duckdb", "extra": {"path": "/x/y.duckdb"}}')
+    assert SpotifyKafkaHook("k").kafka_config("t") == {
+        "client": {"bootstrap.servers": "h:1", "linger.ms": "5"}, "topic": "t", "timeout_s": 30,
+    }
+    with pytest.raises(ValueError, match="bootstrap.servers"):
+        SpotifyKafkaHook("kbad").kafka_config("t")
+    opts = LakeHook("s3://b/p", "s3").lake_config()["options"]
+    assert opts == {
+        "aws_access_key_id": "key-id", "aws_secret_access_key": "secret-key",
+        "aws_endpoint": "http://m:9000", "aws_allow_http": "true", "aws_region": "us-east-1",
+    }
+    assert LakeHook("file:///tmp/lake", None).lake_config() == {"url": "file:///tmp/lake", "options": {}}
+    assert DuckDBWarehouseHook("db").path == "/x/y.duckdb"
+
+
+def test_simulated_start():
+    now = datetime(2026, 3, 1, 12, 30, 45, tzinfo=timezone.utc)
+    assert simulated_start_ms(None, 60, now) == int(datetime(2026, 3, 1, 11, 30, tzinfo=timezone.utc).timestamp() * 1000)
+    assert simulated_start_ms("2026-01-15T00:00:00Z", 60, now) == 1_768_435_200_000
+    assert simulated_start_ms("2026-01-15T00:00:00", 60, now) == 1_768_435_200_000
+
+
+def test_progress_lines():
+    line = format_progress({"stage": "drain", "done": 500, "total": 1000, "bytes": 2_000_000, "rate_per_s": 250.0, "eta_s": 2.0})
+    assert line == "drain: 500/1,000 (50.0%) at 250/s, 2.0 MB, ETA 2.0s"
