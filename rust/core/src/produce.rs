@@ -1,7 +1,7 @@
 //! Producing simulated events to Kafka with an idempotent, acks=all producer.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
@@ -141,40 +141,25 @@ pub struct ProduceSummary {
     pub events_per_s: f64,
 }
 
-/// Counts delivery reports; librdkafka calls it from its own thread.
-#[derive(Default)]
+/// Counts delivery reports per partition. Lock-free: librdkafka calls it for every message.
 struct Deliveries {
     ok: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
-    ranges: Mutex<HashMap<i32, (i64, i64, u64)>>,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(m) => {
-                self.ok.fetch_add(1, Ordering::Relaxed);
-                let mut ranges = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
-                let r = ranges.entry(m.partition()).or_insert((i64::MAX, i64::MIN, 0));
-                r.0 = r.0.min(m.offset());
-                r.1 = r.1.max(m.offset());
-                r.2 += 1;
-            }
-            Err((e, _)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
-                first.get_or_insert_with(|| e.to_string());
-            }
-        }
-    }
+    /// Per partition id: (lowest offset, highest offset, count).
+    ranges: Vec<(AtomicI64, AtomicI64, AtomicU64)>,
 }
 
 impl Deliveries {
+    fn new(partitions: usize) -> Self {
+        Self {
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            ranges: (0..partitions).map(|_| (AtomicI64::new(i64::MAX), AtomicI64::new(i64::MIN), AtomicU64::new(0))).collect(),
+        }
+    }
+
     fn check(&self) -> Result<()> {
         if self.failed.load(Ordering::Relaxed) > 0 {
             let e = self.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -186,24 +171,69 @@ impl Deliveries {
         }
         Ok(())
     }
+
+    fn partition_ranges(&self) -> Vec<PartitionRange> {
+        self.ranges
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.2.load(Ordering::Relaxed) > 0)
+            .map(|(p, r)| PartitionRange {
+                partition: p as i32,
+                first_offset: r.0.load(Ordering::Relaxed),
+                last_offset: r.1.load(Ordering::Relaxed),
+                count: r.2.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(m) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                if let Some(r) = self.ranges.get(m.partition() as usize) {
+                    r.0.fetch_min(m.offset(), Ordering::Relaxed);
+                    r.1.fetch_max(m.offset(), Ordering::Relaxed);
+                    r.2.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
 }
 
 /// Simulates `opts.count` events and produces them, keyed by user id. Returns once every event
 /// is acknowledged by the broker, or fails with the first delivery error.
 pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, progress: &mut ProgressFn<'_>) -> Result<ProduceSummary> {
     let mut sim = Simulator::new(sim.clone())?;
-    ensure_topic(kafka, opts.partitions, opts.replication)?;
+    let partitions = ensure_topic(kafka, opts.partitions, opts.replication)?;
     let mut cc = kafka.client_config()?;
     cc.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", &opts.compression)
         .set("message.timeout.ms", (kafka.timeout_s * 1000).to_string());
-    for (k, v) in [("linger.ms", "20"), ("batch.size", "1000000"), ("queue.buffering.max.kbytes", "65536")] {
+    // In-flight memory is bounded by bytes (64 MiB), not by a message count.
+    for (k, v) in [
+        ("linger.ms", "20"),
+        ("batch.size", "1000000"),
+        ("queue.buffering.max.kbytes", "65536"),
+        ("queue.buffering.max.messages", "2000000"),
+    ] {
         if !kafka.client.contains_key(k) {
             cc.set(k, v);
         }
     }
-    let producer: ThreadedProducer<Deliveries> = cc.create_with_context(Deliveries::default())?;
+    let n_partitions = partitions.iter().copied().max().unwrap_or(0) as usize + 1;
+    let producer: BaseProducer<Deliveries> = cc.create_with_context(Deliveries::new(n_partitions))?;
 
     let started = Instant::now();
     let mut meter = ProgressMeter::new("produce", Some(opts.count));
@@ -216,18 +246,21 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
         loop {
             match producer.send(record) {
                 Ok(()) => break,
-                // The in-flight queue is bounded: wait for deliveries to free room.
+                // The in-flight queue is full: serve delivery reports until there is room.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
-                    deliveries_check(&producer)?;
-                    std::thread::sleep(Duration::from_millis(2));
+                    producer.poll(Duration::from_millis(5));
+                    producer.context().check()?;
                 }
                 Err((e, _)) => return Err(Error::kafka(format!("producing to {}: {e}", kafka.topic))),
             }
         }
-        if i % 4096 == 0 {
-            deliveries_check(&producer)?;
-            meter.tick(i, bytes, false, progress)?;
+        if i % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+            if i % 16_384 == 0 {
+                producer.context().check()?;
+                meter.tick(i, bytes, false, progress)?;
+            }
         }
     }
     producer
@@ -240,25 +273,13 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
         return Err(Error::kafka(format!("{ok} of {} events acknowledged", opts.count)));
     }
     meter.tick(opts.count, bytes, true, progress)?;
-    let mut partitions: Vec<PartitionRange> = ctx
-        .ranges
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(&partition, &(first_offset, last_offset, count))| PartitionRange { partition, first_offset, last_offset, count })
-        .collect();
-    partitions.sort_by_key(|p| p.partition);
     let elapsed_s = started.elapsed().as_secs_f64();
     Ok(ProduceSummary {
         topic: kafka.topic.clone(),
         events: opts.count,
         bytes,
-        partitions,
+        partitions: ctx.partition_ranges(),
         elapsed_s,
         events_per_s: opts.count as f64 / elapsed_s.max(1e-9),
     })
-}
-
-fn deliveries_check(p: &ThreadedProducer<Deliveries>) -> Result<()> {
-    p.context().check()
 }

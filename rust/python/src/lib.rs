@@ -94,6 +94,24 @@ fn simulate(py: Python<'_>, sim: &Bound<'_, PyAny>, count: usize) -> PyResult<Ve
     .map_err(to_pyerr)
 }
 
+/// Measures simulation + JSON serialization alone on one thread.
+#[pyfunction]
+fn simulate_throughput(py: Python<'_>, sim: &Bound<'_, PyAny>, count: u64) -> PyResult<Py<PyAny>> {
+    let cfg: core::simulate::SimConfig = from_py(sim, "sim")?;
+    let (bytes, secs) = py.detach(|| core::simulate::measure(&cfg, count)).map_err(to_pyerr)?;
+    to_py(py, &serde_json::json!({
+        "events": count, "bytes": bytes, "elapsed_s": secs,
+        "events_per_s": count as f64 / secs.max(1e-9), "mb_per_s": bytes as f64 / 1e6 / secs.max(1e-9),
+    }))
+}
+
+/// Writes `count` simulated events as JSON lines to `path`; returns the bytes written.
+#[pyfunction]
+fn simulate_to_file(py: Python<'_>, sim: &Bound<'_, PyAny>, count: u64, path: std::path::PathBuf) -> PyResult<u64> {
+    let cfg: core::simulate::SimConfig = from_py(sim, "sim")?;
+    py.detach(|| core::simulate::write_jsonl(&cfg, count, &path)).map_err(to_pyerr)
+}
+
 /// Simulates and produces events to Kafka; returns the produce summary.
 #[pyfunction]
 #[pyo3(signature = (kafka, sim, options, progress=None))]
@@ -153,6 +171,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LakeError", py.get_type::<LakeError>())?;
     m.add("DataError", py.get_type::<DataError>())?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(simulate_throughput, m)?)?;
+    m.add_function(wrap_pyfunction!(simulate_to_file, m)?)?;
     m.add_function(wrap_pyfunction!(produce, m)?)?;
     m.add_function(wrap_pyfunction!(drain, m)?)?;
     m.add_function(wrap_pyfunction!(pending_batches, m)?)?;

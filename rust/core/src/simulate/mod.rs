@@ -190,6 +190,37 @@ impl Simulator {
     }
 }
 
+/// Simulates `count` events into one reused buffer, on this thread: the cost of simulation and
+/// JSON serialization alone. Returns (bytes, seconds).
+pub fn measure(cfg: &SimConfig, count: u64) -> Result<(u64, f64)> {
+    let mut sim = Simulator::new(cfg.clone())?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut bytes = 0u64;
+    let started = std::time::Instant::now();
+    for _ in 0..count {
+        sim.next_json(&mut buf)?;
+        bytes += buf.len() as u64;
+    }
+    Ok((bytes, started.elapsed().as_secs_f64()))
+}
+
+/// Writes `count` events as JSON lines to `path`.
+pub fn write_jsonl(cfg: &SimConfig, count: u64, path: &std::path::Path) -> Result<u64> {
+    use std::io::Write;
+    let mut sim = Simulator::new(cfg.clone())?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut buf = Vec::with_capacity(1024);
+    let mut bytes = 0u64;
+    for _ in 0..count {
+        sim.next_json(&mut buf)?;
+        buf.push(b'\n');
+        out.write_all(&buf)?;
+        bytes += buf.len() as u64;
+    }
+    out.flush()?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
