@@ -42,6 +42,11 @@ with DAG(
         "events": Param(10_000, type="integer", minimum=1, maximum=50_000_000, description="How many events to simulate and produce."),
         "seed": Param(42, type="integer", minimum=0, description="Simulation seed: the same seed gives the same events."),
         "topic": Param("spotify_events", type="string", pattern=r"^[A-Za-z0-9._-]{1,200}$", description="Kafka topic to produce to and drain."),
+        "start": Param("", type="string", description="Simulated start time (ISO 8601, UTC). Empty: the events end about now."),
+        "rate_per_s": Param(0, type="number", minimum=0, maximum=10_000_000, description="Events per second; 0 = as fast as the broker allows."),
+        "late_rate": Param(0.0, type="number", minimum=0, maximum=1, description="Share of events delivered late (1 min to 2 h after they happened)."),
+        "duplicate_rate": Param(0.0, type="number", minimum=0, maximum=1, description="Share of events delivered twice (same event_id)."),
+        "malformed_rate": Param(0.0, type="number", minimum=0, maximum=1, description="Share of records replaced by malformed ones (quarantined by the drain)."),
     },
     render_template_as_native_obj=True,
     doc_md=__doc__,
@@ -51,6 +56,14 @@ with DAG(
         topic="{{ params.topic }}",
         events="{{ params.events }}",
         seed="{{ params.seed }}",
+        start="{{ params.start }}",
+        rate_per_s="{{ params.rate_per_s }}",
+        faults={
+            "late_rate": "{{ params.late_rate }}",
+            "duplicate_rate": "{{ params.duplicate_rate }}",
+            "malformed_rate": "{{ params.malformed_rate }}",
+        },
+        lake_url=LAKE_URL,
         outlets=[Asset("kafka://spotify/spotify_events")],
     )
     drain = KafkaDrainOperator(

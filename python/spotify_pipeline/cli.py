@@ -1,7 +1,8 @@
 """``spotify-pipeline``: the Rust core from the command line, outside Airflow.
 
-    spotify-pipeline simulate --count 5 --seed 42          # print events as JSON lines
-    spotify-pipeline produce --bootstrap 127.0.0.1:9092 --events 100000
+    spotify-pipeline simulate --count 5 --seed 42                 # print records, one per line
+    spotify-pipeline produce --bootstrap 127.0.0.1:9092 --events 1000000
+    spotify-pipeline produce --duration-s 60 --speedup 3600       # an hour of listening a second
 """
 
 from __future__ import annotations
@@ -10,30 +11,31 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
 
 from spotify_pipeline import SpotifyPipelineError, _core
-from spotify_pipeline.operators.produce import simulated_start_ms
 from spotify_pipeline.progress import format_progress
+from spotify_pipeline.simulation import sim_config
 
 
 def _sim_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--start", help="simulated start, ISO 8601 (default: span before now)")
-    p.add_argument("--span-minutes", type=int, default=180)
-    p.add_argument("--users", type=int, default=500)
-    p.add_argument("--songs", type=int, default=2000)
+    g = p.add_argument_group("simulation")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--start", help="simulated start, ISO 8601 (default: so that the events end about now)")
+    g.add_argument("--users", type=int, default=500)
+    g.add_argument("--songs", type=int, default=2000)
+    g.add_argument("--catalog-seed", type=int, default=2026)
+    g.add_argument("--zipf-s", type=float, default=1.1, help="popularity exponent")
+    g.add_argument("--late-rate", type=float, default=0.0)
+    g.add_argument("--duplicate-rate", type=float, default=0.0)
+    g.add_argument("--malformed-rate", type=float, default=0.0)
 
 
-def _sim(args: argparse.Namespace) -> dict:
-    return {
-        "seed": args.seed,
-        "start_ms": simulated_start_ms(args.start, args.span_minutes, datetime.now(timezone.utc)),
-        "span_ms": args.span_minutes * 60_000,
-        "users": args.users,
-        "songs": args.songs,
-        "zipf_s": 1.1,
-    }
+def _sim(args: argparse.Namespace, events: int | None) -> dict:
+    faults = {"late_rate": args.late_rate, "duplicate_rate": args.duplicate_rate, "malformed_rate": args.malformed_rate}
+    return sim_config(
+        seed=args.seed, start=args.start, events=events, users=args.users, songs=args.songs,
+        catalog_seed=args.catalog_seed, zipf_s=args.zipf_s, faults=faults,
+    )
 
 
 def _progress_bar(p: dict) -> None:
@@ -44,13 +46,17 @@ def _progress_bar(p: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="spotify-pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("simulate", help="print simulated events as JSON lines")
+    s = sub.add_parser("simulate", help="print simulated records, one per line")
     s.add_argument("--count", type=int, default=10)
     _sim_args(s)
     pr = sub.add_parser("produce", help="simulate events and produce them to Kafka")
     pr.add_argument("--bootstrap", default="127.0.0.1:9092")
     pr.add_argument("--topic", default="spotify_events")
-    pr.add_argument("--events", type=int, default=100_000)
+    pr.add_argument("--events", type=int, help="how many records (default 100000 unless --duration-s)")
+    pr.add_argument("--duration-s", type=float, help="stop after this many seconds")
+    pace = pr.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    pace.add_argument("--speedup", type=float, help="simulated seconds per second; 1 = real time")
     pr.add_argument("--partitions", type=int, default=3)
     pr.add_argument("--compression", default="lz4", choices=["none", "gzip", "snappy", "lz4", "zstd"])
     pr.add_argument("--timeout-s", type=int, default=30)
@@ -59,16 +65,21 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "simulate":
-            for line in _core.simulate(_sim(args), args.count):
-                print(line)
+            out = sys.stdout.buffer
+            for _, record in _core.simulate(_sim(args, args.count), args.count):
+                out.write(record + b"\n")
             return 0
+        events = args.events if args.events is not None or args.duration_s else 100_000
         kafka = {"client": {"bootstrap.servers": args.bootstrap}, "topic": args.topic, "timeout_s": args.timeout_s}
-        options = {"count": args.events, "partitions": args.partitions, "replication": 1, "compression": args.compression}
+        options = {
+            "count": events, "duration_s": args.duration_s, "rate_per_s": args.rate, "speedup": args.speedup,
+            "partitions": args.partitions, "replication": 1, "compression": args.compression,
+        }
         t = time.perf_counter()
-        summary = _core.produce(kafka, _sim(args), options, _progress_bar)
+        summary = _core.produce(kafka, _sim(args, events), options, _progress_bar)
         sys.stderr.write("\n")
         print(json.dumps(summary, indent=2))
-        sys.stderr.write(f"produced {summary['events']:,} events in {time.perf_counter() - t:.2f}s\n")
+        sys.stderr.write(f"produced {summary['events']:,} records in {time.perf_counter() - t:.2f}s\n")
         return 0
     except SpotifyPipelineError as e:
         sys.stderr.write(f"\nerror: {e}\n")

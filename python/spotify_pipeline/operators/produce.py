@@ -3,42 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
 from spotify_pipeline import _core
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
+from spotify_pipeline.hooks.lake import LakeHook
 from spotify_pipeline.progress import log_progress
-
-
-def simulated_start_ms(start: str | datetime | None, span_minutes: int, now: datetime) -> int:
-    """The simulated time of the first session: ``start`` if given, else ``span`` before now."""
-    if start is None or start == "":
-        t = now.replace(second=0, microsecond=0) - timedelta(minutes=span_minutes)
-    elif isinstance(start, datetime):
-        t = start
-    else:
-        t = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return int(t.timestamp() * 1000)
+from spotify_pipeline.simulation import optional, sim_config
 
 
 class SpotifyProducerOperator(BaseOperator):
-    """Simulates ``events`` listening events from ``seed`` and produces them to ``topic``.
+    """Simulates listening events from ``seed`` and produces them to ``topic``, keyed by user,
+    with an idempotent acks=all producer.
 
-    The same seed and settings give the same events, byte for byte. Returns a summary XCom:
-    events, bytes, per-partition offset ranges, rate.
+    The same seed and settings give the same records, byte for byte. Bounded by ``events``, by
+    ``duration_s``, or both; paced by ``rate_per_s`` or by simulated time at ``speedup``
+    (1 = real time), or as fast as the broker allows. ``faults`` injects late, duplicate and
+    malformed records at the rates given. With ``lake_url`` set, the catalog (songs, artists,
+    users, subscriptions) is also published to ``reference/`` in the lake for dimension tables.
 
-    :param kafka_conn_id: a ``kafka`` connection; its extra is the librdkafka config.
-    :param topic: created with ``partitions`` partitions if it does not exist.
-    :param start: simulated time of the first session (ISO 8601); default: ``span_minutes``
-        before the run.
+    Returns a summary XCom: records, bytes, per-partition offset ranges, rate, the simulator's
+    ground truth (``sim``: valid, duplicates, late, malformed by class) and its settings
+    (``sim_config``), from which anyone can regenerate the same records.
     """
 
-    template_fields: Sequence[str] = ("topic", "events", "seed", "start", "span_minutes", "users", "songs")
+    template_fields: Sequence[str] = (
+        "topic", "events", "duration_s", "seed", "start", "rate_per_s", "speedup", "users", "songs", "faults", "lake_url",
+    )
     ui_color = "#1DB954"
 
     def __init__(
@@ -46,54 +40,82 @@ class SpotifyProducerOperator(BaseOperator):
         *,
         kafka_conn_id: str = SpotifyKafkaHook.default_conn_name,
         topic: str = "spotify_events",
-        events: int | str = 10_000,
+        events: int | str | None = 10_000,
+        duration_s: float | str | None = None,
         seed: int | str = 42,
         start: str | None = None,
-        span_minutes: int | str = 180,
+        rate_per_s: float | str | None = None,
+        speedup: float | str | None = None,
         users: int | str = 500,
         songs: int | str = 2_000,
+        catalog_seed: int = 2026,
+        zipf_s: float = 1.1,
+        sessions_per_user_per_day: float = 3.0,
+        faults: dict[str, Any] | None = None,
         partitions: int = 3,
         compression: str = "lz4",
         timeout_s: int = 30,
+        lake_url: str | None = None,
+        lake_conn_id: str | None = LakeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.kafka_conn_id = kafka_conn_id
         self.topic = topic
         self.events = events
+        self.duration_s = duration_s
         self.seed = seed
         self.start = start
-        self.span_minutes = span_minutes
+        self.rate_per_s = rate_per_s
+        self.speedup = speedup
         self.users = users
         self.songs = songs
+        self.catalog_seed = catalog_seed
+        self.zipf_s = zipf_s
+        self.sessions_per_user_per_day = sessions_per_user_per_day
+        self.faults = faults
         self.partitions = partitions
         self.compression = compression
         self.timeout_s = timeout_s
+        self.lake_url = lake_url
+        self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        events = int(self.events)
-        if events < 0:
+        events = optional(self.events, int)
+        if events is not None and events < 0:
             raise ValueError(f"events must be >= 0, got {events}")
-        span = int(self.span_minutes)
+        # A rate or speed-up of 0 (a form's "unset") means as fast as possible.
+        rate = optional(self.rate_per_s, float) or None
+        speedup = optional(self.speedup, float) or None
         dag_run = context.get("dag_run")
-        now = getattr(dag_run, "run_after", None) or datetime.now(timezone.utc)
-        sim = {
-            "seed": int(self.seed),
-            "start_ms": simulated_start_ms(self.start, span, now),
-            "span_ms": span * 60_000,
-            "users": int(self.users),
-            "songs": int(self.songs),
-            "zipf_s": 1.1,
-        }
+        sim = sim_config(
+            seed=self.seed, start=self.start, events=events, users=self.users, songs=self.songs,
+            catalog_seed=self.catalog_seed, zipf_s=self.zipf_s,
+            sessions_per_user_per_day=self.sessions_per_user_per_day, faults=self.faults,
+            now=getattr(dag_run, "run_after", None) or datetime.now(timezone.utc),
+        )
+        reference = None
+        if self.lake_url:
+            lake = LakeHook(self.lake_url, self.lake_conn_id).lake_config()
+            reference = _core.publish_reference(sim, lake)
+            self.log.info("Published reference data: %s", ", ".join(f["key"] for f in reference["files"]))
         kafka = SpotifyKafkaHook(self.kafka_conn_id).kafka_config(self.topic, self.timeout_s)
-        options = {"count": events, "partitions": self.partitions, "replication": 1, "compression": self.compression}
-        self.log.info("Producing %s events (seed %s) to %s at %s", f"{events:,}", sim["seed"], self.topic, kafka["client"]["bootstrap.servers"])
-        summary = _core.produce(kafka, sim, options, log_progress(self.log))
-        # The exact simulation settings, so anyone can regenerate (and reconcile) these events.
-        summary["sim"] = sim
-        summary["seed"] = sim["seed"]
+        options = {
+            "count": events, "duration_s": optional(self.duration_s, float), "rate_per_s": rate, "speedup": speedup,
+            "partitions": self.partitions, "replication": 1, "compression": self.compression,
+        }
         self.log.info(
-            "Produced %s events (%.1f MB) in %.2fs: %s events/s",
+            "Producing %s (seed %s, faults %s) to %s at %s",
+            f"{events:,} events" if events is not None else f"for {options['duration_s']}s",
+            sim["seed"], sim["faults"], self.topic, kafka["client"]["bootstrap.servers"],
+        )
+        summary = _core.produce(kafka, sim, options, log_progress(self.log))
+        summary["sim_config"] = sim
+        summary["reference"] = reference
+        st = summary["sim"]
+        self.log.info(
+            "Produced %s records (%.1f MB) in %.2fs, %s/s: %s valid (%s duplicates, %s late), %s malformed %s",
             f"{summary['events']:,}", summary["bytes"] / 1e6, summary["elapsed_s"], f"{summary['events_per_s']:,.0f}",
+            f"{st['valid']:,}", st["duplicates"], st["late"], st["malformed"], st["malformed_by_class"],
         )
         return summary

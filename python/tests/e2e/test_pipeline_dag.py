@@ -57,55 +57,72 @@ def run_dag(env: dict[str, str], conf: dict) -> dict:
     return summary["xcom"]
 
 
+FAULTS = {
+    "events": 30_000, "seed": 20261124, "start": "2026-11-01T00:00:00Z",
+    "duplicate_rate": 0.02, "late_rate": 0.02, "malformed_rate": 0.01,
+}
+
+
 def test_dag_end_to_end_reconciles_every_layer(stack, airflow_env, topic, lake_prefix, tmp_path):
-    events, seed = 30_000, 20261124
-    xcom = run_dag(airflow_env, {"events": events, "seed": seed, "topic": topic})
+    events = FAULTS["events"]
+    xcom = run_dag(airflow_env, {**FAULTS, "topic": topic})
     produce, drain, stage, dbt = xcom["produce"], xcom["drain"], xcom["stage"], xcom["dbt_build"]
+    truth = produce["sim"]
 
-    # Kafka: every event acknowledged.
+    # Kafka: every record acknowledged; the simulator's own account adds up.
     assert produce["events"] == events == sum(p["count"] for p in produce["partitions"])
-    expected = sorted(json.loads(e)["event_id"] for e in _core.simulate(produce["sim"], events))
+    assert truth["valid"] + truth["malformed"] == events and truth["duplicates"] > 0 and truth["malformed"] > 0
+    records = _core.simulate(produce["sim_config"], events)
+    expected = sorted(json.loads(r)["event_id"] for kind, r in records if not kind.startswith("malformed"))
 
-    # Bronze lake, read with boto3 + pyarrow: exactly the simulated events, once each.
+    # Bronze lake, read with boto3 + pyarrow: every well-formed delivery once, nothing else;
+    # every malformed record in quarantine under its class.
     bronze = committed_bronze(stack, lake_prefix, topic)
     ids = bronze.column("event_id").to_pylist()
-    assert duplicates(ids) == {}
     assert sorted(ids) == expected
-    assert drain["rows"] == bronze.num_rows == events and drain["quarantined"] == 0
+    assert sum(duplicates(ids).values()) - len(duplicates(ids)) == truth["duplicates"]
+    assert drain["rows"] == bronze.num_rows == truth["valid"]
+    assert drain["quarantined_by_reason"] == truth["malformed_by_class"]
+    assert drain["rows"] + drain["quarantined"] == events
 
-    # Warehouse bronze table: the same events.
+    # Warehouse bronze table: the same deliveries; silver: one row per event.
     db = Path(airflow_env["SPOTIFY_DATA_DIR"]) / "spotify.duckdb"
     with duckdb.connect(str(db), read_only=True) as con:
         wh_ids = sorted(r[0] for r in con.execute("select event_id from bronze.spotify_events").fetchall())
+        silver = con.execute("select count(*), count(distinct event_id) from silver.stg_spotify__events").fetchone()
         gold = dict(
             ((str(d), s), p)
             for d, s, p in con.execute("select event_date, song_id, plays from gold.fct_song_plays_daily").fetchall()
         )
-    assert stage["rows"] == events and wh_ids == expected
+    assert stage["rows"] == truth["valid"] and wh_ids == expected
+    assert silver == (len(set(expected)),) * 2 == (truth["valid"] - truth["duplicates"],) * 2
 
-    # Gold, against plays counted straight from the bronze Parquet files.
+    # Gold, against plays counted straight from the bronze Parquet files (one per event_id).
     plays = Counter(
         (f"{ts:%Y-%m-%d}", song)
-        for t, ts, song in zip(
-            bronze.column("event_type").to_pylist(), bronze.column("event_ts").to_pylist(), bronze.column("song_id").to_pylist()
-        )
+        for t, ts, song in {
+            i: (t, ts, song)
+            for i, t, ts, song in zip(
+                ids, bronze.column("event_type").to_pylist(), bronze.column("event_ts").to_pylist(), bronze.column("song_id").to_pylist()
+            )
+        }.values()
         if t == "play"
     )
     assert sum(gold.values()) == sum(plays.values()) > 0
     assert {k: v for k, v in gold.items() if v} == dict(plays)
     assert dbt["success"] and "error" not in dbt["counts"] and "fail" not in dbt["counts"]
 
-    # Idempotent re-run of the load and transform: the same run again changes nothing downstream
-    # of Kafka except what the new produce adds; the same seed re-delivers the same event ids
-    # (at-least-once upstream), which silver removes.
-    xcom2 = run_dag(airflow_env, {"events": events, "seed": seed, "topic": topic})
-    assert xcom2["drain"]["rows"] == events and xcom2["stage"]["rows"] == events
+    # The same seed again re-delivers the same records. Staging skips the loaded batches and
+    # silver still has one row per event.
+    xcom2 = run_dag(airflow_env, {**FAULTS, "topic": topic})
+    assert xcom2["produce"]["sim"] == truth and xcom2["produce"]["sim_config"]["seed"] == FAULTS["seed"]
+    assert xcom2["drain"]["rows"] == truth["valid"] and xcom2["stage"]["rows"] == truth["valid"]
     assert xcom2["stage"]["skipped_already_loaded"] == len(xcom["drain"]["batches"])
     with duckdb.connect(str(db), read_only=True) as con:
         bronze_rows, distinct = con.execute("select count(*), count(distinct event_id) from bronze.spotify_events").fetchone()
-        silver = con.execute("select count(*) from silver.stg_spotify__events").fetchone()[0]
+        silver2 = con.execute("select count(*) from silver.stg_spotify__events").fetchone()[0]
         gold_plays = con.execute("select sum(plays) from gold.fct_song_plays_daily").fetchone()[0]
-    assert (bronze_rows, distinct, silver) == (2 * events, events, events)
+    assert (bronze_rows, distinct, silver2) == (2 * truth["valid"], silver[1], silver[1])
     assert gold_plays == sum(plays.values())
 
 

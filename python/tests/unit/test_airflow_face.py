@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from spotify_pipeline import _core
 from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook, identifier
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
 from spotify_pipeline.hooks.lake import LakeHook
-from spotify_pipeline.operators.produce import simulated_start_ms
+from spotify_pipeline.simulation import sim_config
 from spotify_pipeline.progress import format_progress
 from spotify_pipeline.provider import get_provider_info
 
@@ -36,7 +37,7 @@ def test_the_dag_chains_the_four_stages():
     dag = bag.dags["spotify_pipeline"]
     order = [t.task_id for t in dag.topological_sort()]
     assert order == ["produce", "drain", "stage", "dbt_build"]
-    assert {"events", "seed", "topic"} <= set(dag.params)
+    assert {"events", "seed", "topic", "rate_per_s", "late_rate", "duplicate_rate", "malformed_rate"} <= set(dag.params)
     assert dag.get_task("stage").pool == dag.get_task("dbt_build").pool == "spotify_duckdb"
 
 
@@ -68,11 +69,19 @@ def test_hooks_read_connections(monkeypatch):
     assert DuckDBWarehouseHook("db").path == "/x/y.duckdb"
 
 
-def test_simulated_start():
+def test_simulation_settings():
     now = datetime(2026, 3, 1, 12, 30, 45, tzinfo=timezone.utc)
-    assert simulated_start_ms(None, 60, now) == int(datetime(2026, 3, 1, 11, 30, tzinfo=timezone.utc).timestamp() * 1000)
-    assert simulated_start_ms("2026-01-15T00:00:00Z", 60, now) == 1_768_435_200_000
-    assert simulated_start_ms("2026-01-15T00:00:00", 60, now) == 1_768_435_200_000
+    assert sim_config(start="2026-01-15T00:00:00Z", now=now)["start_ms"] == 1_768_435_200_000
+    assert sim_config(start="2026-01-15T00:00:00", now=now)["start_ms"] == 1_768_435_200_000
+    # Without a start, the events end about now: the start is their estimated span earlier.
+    cfg = sim_config(events=100_000, now=now)
+    span = _core.estimated_span_ms(cfg, 100_000)
+    end = int(now.replace(second=0).timestamp() * 1000)
+    assert 0 <= end - span - cfg["start_ms"] < 60_000 and span > 86_400_000
+    cfg = sim_config(faults={"duplicate_rate": "0.05", "late_rate": None}, now=now)
+    assert cfg["faults"] == {"max_late_ms": 7_200_000, "duplicate_rate": 0.05}
+    with pytest.raises(ValueError, match="unknown fault"):
+        sim_config(faults={"lose_rate": 0.1})
 
 
 def test_progress_lines():

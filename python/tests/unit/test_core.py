@@ -12,14 +12,15 @@ import pytest
 from spotify_pipeline import _core
 import spotify_pipeline as sp
 
-SIM = {"seed": 7, "start_ms": 1_768_435_200_000, "span_ms": 3_600_000, "users": 100, "songs": 500, "zipf_s": 1.1}
+SIM = {"seed": 7, "start_ms": 1_768_435_200_000, "users": 100, "songs": 500}
 
 
 def test_simulation_is_deterministic_and_meets_the_contract():
     a = _core.simulate(SIM, 500)
     assert a == _core.simulate(SIM, 500)
     assert a != _core.simulate({**SIM, "seed": 8}, 500)
-    events = [json.loads(e) for e in a]
+    assert {kind for kind, _ in a} == {"valid"}
+    events = [json.loads(e) for _, e in a]
     assert len({e["event_id"] for e in events}) == 500
     required = {c for c, _, nullable in _core.load_columns() if not nullable} - {
         "kafka_topic", "kafka_partition", "kafka_offset", "source_file",
@@ -27,6 +28,23 @@ def test_simulation_is_deterministic_and_meets_the_contract():
     for e in events:
         assert required <= e.keys()
         assert e["event_ts"].endswith("Z") and e["event_ts"] >= "2026-01-15T00:00:00"
+
+
+def test_simulated_faults_are_labelled_with_the_truth():
+    faults = {"duplicate_rate": 0.05, "malformed_rate": 0.05, "late_rate": 0.05, "max_late_ms": 3_600_000}
+    records = _core.simulate({**SIM, "faults": faults}, 5_000)
+    kinds = [k for k, _ in records]
+    assert {"valid", "duplicate"} <= set(kinds)
+    assert {k.split(":")[1] for k in kinds if k.startswith("malformed:")} == {
+        "invalid_json", "not_utf8", "missing_field", "wrong_type", "unknown_event_type", "oversized",
+    }
+    # Duplicates repeat an event_id delivered before, byte for byte.
+    seen = {}
+    for kind, r in records:
+        if kind == "valid":
+            seen[json.loads(r)["event_id"]] = r
+        elif kind == "duplicate":
+            assert seen.get(json.loads(r)["event_id"]) == r
 
 
 def test_errors_form_one_hierarchy():

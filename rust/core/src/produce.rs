@@ -15,7 +15,7 @@ use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
 use crate::progress::{ProgressFn, ProgressMeter};
-use crate::simulate::{SimConfig, Simulator};
+use crate::simulate::{SimConfig, SimStats, Simulator};
 use crate::{Error, Result};
 
 /// Kafka settings shared by the producer and the drain.
@@ -107,9 +107,16 @@ pub fn ensure_topic(cfg: &KafkaConfig, partitions: i32, replication: i32) -> Res
     }
 }
 
+/// How much to produce and how fast. At least one of `count` and `duration_s` bounds the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProduceOptions {
-    pub count: u64,
+    pub count: Option<u64>,
+    pub duration_s: Option<f64>,
+    /// Events per second of wall-clock time; none = as fast as the broker allows.
+    pub rate_per_s: Option<f64>,
+    /// Simulated seconds per wall-clock second (1 = real time); exclusive with `rate_per_s`.
+    pub speedup: Option<f64>,
     /// Created with this many partitions if the topic does not exist.
     pub partitions: i32,
     pub replication: i32,
@@ -119,7 +126,27 @@ pub struct ProduceOptions {
 
 impl Default for ProduceOptions {
     fn default() -> Self {
-        Self { count: 10_000, partitions: 3, replication: 1, compression: "lz4".into() }
+        Self { count: Some(10_000), duration_s: None, rate_per_s: None, speedup: None, partitions: 3, replication: 1, compression: "lz4".into() }
+    }
+}
+
+impl ProduceOptions {
+    fn validate(&self) -> Result<()> {
+        if self.count.is_none() && self.duration_s.is_none() {
+            return Err(Error::config("set a count, a duration_s, or both"));
+        }
+        if self.rate_per_s.is_some() && self.speedup.is_some() {
+            return Err(Error::config("set rate_per_s or speedup, not both"));
+        }
+        for (name, v) in [("duration_s", self.duration_s), ("rate_per_s", self.rate_per_s), ("speedup", self.speedup)] {
+            if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                return Err(Error::config(format!("{name} must be a positive number")));
+            }
+        }
+        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&self.compression.as_str()) {
+            return Err(Error::config(format!("unknown compression {:?}", self.compression)));
+        }
+        Ok(())
     }
 }
 
@@ -134,7 +161,10 @@ pub struct PartitionRange {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProduceSummary {
     pub topic: String,
+    /// Records produced (and acknowledged), faults included.
     pub events: u64,
+    /// What the records were: valid, duplicates, late, malformed by class.
+    pub sim: SimStats,
     pub bytes: u64,
     pub partitions: Vec<PartitionRange>,
     pub elapsed_s: f64,
@@ -214,6 +244,7 @@ impl ProducerContext for Deliveries {
 /// Simulates `opts.count` events and produces them, keyed by user id. Returns once every event
 /// is acknowledged by the broker, or fails with the first delivery error.
 pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, progress: &mut ProgressFn<'_>) -> Result<ProduceSummary> {
+    opts.validate()?;
     let mut sim = Simulator::new(sim.clone())?;
     let partitions = ensure_topic(kafka, opts.partitions, opts.replication)?;
     let mut cc = kafka.client_config()?;
@@ -236,13 +267,36 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
     let producer: BaseProducer<Deliveries> = cc.create_with_context(Deliveries::new(n_partitions))?;
 
     let started = Instant::now();
-    let mut meter = ProgressMeter::new("produce", Some(opts.count));
-    let mut buf = Vec::with_capacity(1024);
+    let mut meter = ProgressMeter::new("produce", opts.count);
+    let deadline = opts.duration_s.map(|d| started + Duration::from_secs_f64(d));
+    let (mut buf, mut key) = (Vec::with_capacity(1024), String::with_capacity(16));
     let mut bytes = 0u64;
-    for i in 0..opts.count {
-        let key = sim.next_json(&mut buf)?;
+    let mut produced = 0u64;
+    let first_ms = sim.now_ms();
+    while opts.count.is_none_or(|c| produced < c) {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        key.clear();
+        key.push_str(sim.next_json(&mut buf)?);
+        // Pacing: by a rate, or by simulated time at a speed-up.
+        let due = match (opts.rate_per_s, opts.speedup) {
+            (Some(r), _) => Some(produced as f64 / r),
+            (_, Some(k)) => Some((sim.now_ms() - first_ms) as f64 / 1000.0 / k),
+            _ => None,
+        };
+        if let Some(due) = due {
+            loop {
+                let ahead = due - started.elapsed().as_secs_f64();
+                if ahead <= 0.0 {
+                    break;
+                }
+                producer.poll(Duration::from_secs_f64(ahead.min(0.1)));
+                meter.tick(produced, bytes, false, progress)?;
+            }
+        }
         bytes += buf.len() as u64;
-        let mut record = BaseRecord::to(&kafka.topic).key(key).payload(&buf);
+        let mut record = BaseRecord::to(&kafka.topic).key(key.as_str()).payload(&buf);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -255,13 +309,14 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
                 Err((e, _)) => return Err(Error::kafka(format!("producing to {}: {e}", kafka.topic))),
             }
         }
-        if i % 1024 == 0 {
+        if produced % 1024 == 0 {
             producer.poll(Duration::ZERO);
-            if i % 16_384 == 0 {
+            if produced % 16_384 == 0 {
                 producer.context().check()?;
-                meter.tick(i, bytes, false, progress)?;
+                meter.tick(produced, bytes, false, progress)?;
             }
         }
+        produced += 1;
     }
     producer
         .flush(kafka.timeout())
@@ -269,17 +324,18 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
     let ctx = producer.context();
     ctx.check()?;
     let ok = ctx.ok.load(Ordering::Relaxed);
-    if ok != opts.count {
-        return Err(Error::kafka(format!("{ok} of {} events acknowledged", opts.count)));
+    if ok != produced {
+        return Err(Error::kafka(format!("{ok} of {produced} events acknowledged")));
     }
-    meter.tick(opts.count, bytes, true, progress)?;
+    meter.tick(produced, bytes, true, progress)?;
     let elapsed_s = started.elapsed().as_secs_f64();
     Ok(ProduceSummary {
         topic: kafka.topic.clone(),
-        events: opts.count,
+        events: produced,
+        sim: sim.stats().clone(),
         bytes,
         partitions: ctx.partition_ranges(),
         elapsed_s,
-        events_per_s: opts.count as f64 / elapsed_s.max(1e-9),
+        events_per_s: produced as f64 / elapsed_s.max(1e-9),
     })
 }

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -77,21 +78,46 @@ where
     result.map_err(to_pyerr)
 }
 
-/// Simulates `count` events and returns them as JSON strings (no Kafka involved).
+/// Simulates `count` records (no Kafka involved) and returns `(kind, bytes)` pairs, kind one of
+/// `valid`, `duplicate` or `malformed:<class>`: the ground truth for reconciling. Valid events
+/// are UTF-8 JSON; malformed records may not be.
 #[pyfunction]
-fn simulate(py: Python<'_>, sim: &Bound<'_, PyAny>, count: usize) -> PyResult<Vec<String>> {
+fn simulate<'py>(py: Python<'py>, sim: &Bound<'py, PyAny>, count: usize) -> PyResult<Vec<(String, Bound<'py, PyBytes>)>> {
+    use core::simulate::RecordKind;
     let cfg: core::simulate::SimConfig = from_py(sim, "sim")?;
-    py.detach(|| {
-        let mut s = core::simulate::Simulator::new(cfg)?;
-        let mut buf = Vec::new();
-        (0..count)
-            .map(|_| {
-                s.next_json(&mut buf)?;
-                Ok(String::from_utf8(buf.clone()).expect("serde_json writes UTF-8"))
-            })
-            .collect::<core::Result<Vec<_>>>()
-    })
-    .map_err(to_pyerr)
+    let records = py
+        .detach(|| {
+            let mut s = core::simulate::Simulator::new(cfg)?;
+            let mut buf = Vec::new();
+            (0..count)
+                .map(|_| {
+                    let kind = match s.next_record(&mut buf)?.1 {
+                        RecordKind::Valid => "valid".to_string(),
+                        RecordKind::Duplicate => "duplicate".to_string(),
+                        RecordKind::Malformed(class) => format!("malformed:{class}"),
+                    };
+                    Ok((kind, buf.clone()))
+                })
+                .collect::<core::Result<Vec<_>>>()
+        })
+        .map_err(to_pyerr)?;
+    Ok(records.into_iter().map(|(k, r)| (k, PyBytes::new(py, &r))).collect())
+}
+
+/// Roughly how much simulated time `count` events span, in milliseconds.
+#[pyfunction]
+fn estimated_span_ms(sim: &Bound<'_, PyAny>, count: u64) -> PyResult<i64> {
+    let cfg: core::simulate::SimConfig = from_py(sim, "sim")?;
+    Ok(cfg.estimated_span_ms(count))
+}
+
+/// Writes the catalog (songs, artists, users, subscriptions) to the lake as Parquet.
+#[pyfunction]
+fn publish_reference(py: Python<'_>, sim: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let cfg: core::simulate::SimConfig = from_py(sim, "sim")?;
+    let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
+    let summary = py.detach(|| core::simulate::publish_reference(&cfg, &lake)).map_err(to_pyerr)?;
+    to_py(py, &summary)
 }
 
 /// Measures simulation + JSON serialization alone on one thread.
@@ -105,11 +131,12 @@ fn simulate_throughput(py: Python<'_>, sim: &Bound<'_, PyAny>, count: u64) -> Py
     }))
 }
 
-/// Writes `count` simulated events as JSON lines to `path`; returns the bytes written.
+/// Writes `count` simulated records as lines to `path`; returns the simulator's ground truth.
 #[pyfunction]
-fn simulate_to_file(py: Python<'_>, sim: &Bound<'_, PyAny>, count: u64, path: std::path::PathBuf) -> PyResult<u64> {
+fn simulate_to_file(py: Python<'_>, sim: &Bound<'_, PyAny>, count: u64, path: std::path::PathBuf) -> PyResult<Py<PyAny>> {
     let cfg: core::simulate::SimConfig = from_py(sim, "sim")?;
-    py.detach(|| core::simulate::write_jsonl(&cfg, count, &path)).map_err(to_pyerr)
+    let stats = py.detach(|| core::simulate::write_jsonl(&cfg, count, &path)).map_err(to_pyerr)?;
+    to_py(py, &stats)
 }
 
 /// Simulates and produces events to Kafka; returns the produce summary.
@@ -171,6 +198,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LakeError", py.get_type::<LakeError>())?;
     m.add("DataError", py.get_type::<DataError>())?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(estimated_span_ms, m)?)?;
+    m.add_function(wrap_pyfunction!(publish_reference, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_throughput, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_to_file, m)?)?;
     m.add_function(wrap_pyfunction!(produce, m)?)?;

@@ -1,43 +1,89 @@
 //! Deterministic simulation of Spotify listening events: the same [`SimConfig`] gives the same
-//! events, byte for byte.
+//! records, byte for byte.
+//!
+//! Sessions arrive over simulated time following each user's local daily cycle ([`clock`]);
+//! within a session songs play one after another, with song- and position-dependent skips,
+//! pauses and playlist adds, and time moves on by what was listened to. Events come out in the
+//! order they are delivered: in event-time order, except for injected faults ([`Faults`]): late
+//! deliveries, duplicate deliveries and malformed records.
 
 mod catalog;
+mod clock;
+mod reference;
 mod rng;
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-pub use catalog::{Catalog, CITIES, DEVICES};
+pub use catalog::{Catalog, Region, DEVICES, REGIONS};
+pub use clock::{activity, local_hour_weekday};
+pub use reference::{publish_reference, reference_batches, reference_key, ReferenceSummary};
 pub use rng::Rng;
 
-use crate::event::{format_rfc3339_ms, Event, SCHEMA_VERSION};
+use crate::event::{format_rfc3339_ms, push_hex, Event, SCHEMA_VERSION};
 use crate::{Error, Result};
 
+/// Malformed record classes the simulator can inject. The names are the drain's quarantine
+/// reasons for them.
+pub const MALFORMED_CLASSES: [&str; 6] =
+    ["invalid_json", "not_utf8", "missing_field", "wrong_type", "unknown_event_type", "oversized"];
+
+/// Fault injection, each a probability per event.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Faults {
+    /// Delivered late: between one minute and `max_late_ms` after it happened.
+    pub late_rate: f64,
+    pub max_late_ms: i64,
+    /// Delivered twice (same event_id, same bytes), the copy within 30 s.
+    pub duplicate_rate: f64,
+    /// Replaced by a malformed record of one of [`MALFORMED_CLASSES`], chosen uniformly.
+    pub malformed_rate: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SimConfig {
+    /// Drives behaviour: sessions, songs, skips, faults.
     pub seed: u64,
-    /// Simulated time of the first session, in milliseconds since the epoch.
+    /// Drives the catalog (songs, artists, users), which stays the same across event seeds.
+    pub catalog_seed: u64,
+    /// Simulated time of the start, in milliseconds since the epoch.
     pub start_ms: i64,
-    /// Sessions start uniformly over this many simulated milliseconds.
-    pub span_ms: i64,
     pub users: usize,
     pub songs: usize,
     /// Exponent of the Zipf law of song popularity (1.0 is classic Zipf).
     pub zipf_s: f64,
+    pub sessions_per_user_per_day: f64,
+    /// Share of plays that go to new releases (which trend upward after release).
+    pub new_release_share: f64,
+    pub faults: Faults,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
             seed: 42,
+            catalog_seed: 2026,
             start_ms: 1_768_435_200_000, // 2026-01-15T00:00:00Z
-            span_ms: 3 * 3_600_000,
             users: 500,
             songs: 2_000,
             zipf_s: 1.1,
+            sessions_per_user_per_day: 3.0,
+            new_release_share: 0.1,
+            faults: Faults { max_late_ms: 2 * 3_600_000, ..Default::default() },
         }
     }
+}
+
+fn check_rate(name: &str, p: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::config(format!("{name} must be within [0, 1], got {p}")));
+    }
+    Ok(())
 }
 
 impl SimConfig {
@@ -45,54 +91,143 @@ impl SimConfig {
         if self.users == 0 || self.songs == 0 {
             return Err(Error::config("users and songs must be at least 1"));
         }
-        if self.span_ms <= 0 {
-            return Err(Error::config("span_ms must be positive"));
-        }
         if !(self.zipf_s.is_finite() && self.zipf_s >= 0.0) {
             return Err(Error::config("zipf_s must be a non-negative number"));
         }
+        if !(self.sessions_per_user_per_day.is_finite() && self.sessions_per_user_per_day > 0.0) {
+            return Err(Error::config("sessions_per_user_per_day must be positive"));
+        }
+        check_rate("new_release_share", self.new_release_share)?;
+        check_rate("faults.late_rate", self.faults.late_rate)?;
+        check_rate("faults.duplicate_rate", self.faults.duplicate_rate)?;
+        check_rate("faults.malformed_rate", self.faults.malformed_rate)?;
+        if self.faults.late_rate > 0.0 && self.faults.max_late_ms < 60_000 {
+            return Err(Error::config("faults.max_late_ms must be at least 60000 when late_rate > 0"));
+        }
         Ok(())
+    }
+
+    /// Roughly how much simulated time `count` events span (about 9 events per session).
+    pub fn estimated_span_ms(&self, count: u64) -> i64 {
+        let events_per_day = self.users as f64 * self.sessions_per_user_per_day * 9.0;
+        (count as f64 / events_per_day * 86_400_000.0) as i64
     }
 }
 
-/// One event waiting to be written, as indexes into the catalog.
-struct Pending {
-    kind: &'static str,
-    ts_ms: i64,
-    song: usize,
-    position_ms: i64,
-    playlist: Option<u32>,
+/// What the simulator has emitted so far: the ground truth that downstream counts reconcile to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SimStats {
+    pub records: u64,
+    /// Records that meet the contract (duplicates included).
+    pub valid: u64,
+    /// Valid records that repeat an event_id already delivered.
+    pub duplicates: u64,
+    /// Records delivered out of event-time order by an injected delay.
+    pub late: u64,
+    pub malformed: u64,
+    pub malformed_by_class: BTreeMap<String, u64>,
+    pub first_event_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
 }
 
-/// Generates events one at a time, session by session.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Delivery {
+    Normal,
+    Late,
+    Duplicate,
+    Malformed(usize),
+}
+
+/// One event waiting to be delivered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Pending {
+    deliver_ms: i64,
+    seq: u64,
+    event_ms: i64,
+    event_id: u128,
+    kind: &'static str,
+    user: u32,
+    session: u64,
+    device: u8,
+    song: u32,
+    position_ms: i64,
+    playlist: Option<u32>,
+    delivery: Delivery,
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.deliver_ms, self.seq).cmp(&(other.deliver_ms, other.seq))
+    }
+}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What kind of record [`Simulator::next_record`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Valid,
+    Duplicate,
+    Malformed(&'static str),
+}
+
+/// New releases' weights for one simulated day: they trend upward for three weeks after release.
+struct TrendTable {
+    day: i64,
+    songs: Vec<usize>,
+    cdf: Vec<f64>,
+}
+
+/// Generates records one at a time, in delivery order.
 pub struct Simulator {
     cfg: SimConfig,
     catalog: Catalog,
     rng: Rng,
-    queue: VecDeque<Pending>,
-    user: usize,
-    session_seq: u64,
-    // Reused buffers: making an event allocates nothing.
-    session_id: String,
+    heap: BinaryHeap<Reverse<Pending>>,
+    next_arrival_ms: i64,
+    /// Mean simulated time between candidate session arrivals (thinned by local activity).
+    arrival_mean_ms: f64,
+    max_activity: f64,
+    seq: u64,
+    /// Delivery time of the last record: the simulated "now".
+    now_ms: i64,
+    trend: TrendTable,
+    stats: SimStats,
+    // Reused buffers: a valid event allocates nothing.
     event_id: String,
+    session_id: String,
     event_ts: String,
+    playlist: String,
 }
 
 impl Simulator {
     pub fn new(cfg: SimConfig) -> Result<Self> {
         cfg.validate()?;
-        let rng = Rng::new(cfg.seed);
-        let catalog = Catalog::generate(&rng, cfg.songs, cfg.users, cfg.zipf_s, cfg.start_ms.div_euclid(86_400_000));
+        let catalog = Catalog::generate(cfg.catalog_seed, cfg.songs, cfg.users, cfg.zipf_s);
+        let mut rng = Rng::new(cfg.seed).fork(3);
+        let max_activity = clock::max_activity();
+        let sessions_per_ms = cfg.users as f64 * cfg.sessions_per_user_per_day / 86_400_000.0;
+        let arrival_mean_ms = clock::mean_activity() / (sessions_per_ms * max_activity);
+        let next_arrival_ms = cfg.start_ms + rng.exp(arrival_mean_ms) as i64;
         Ok(Self {
-            rng: rng.fork(3),
+            rng,
             catalog,
+            heap: BinaryHeap::new(),
+            next_arrival_ms,
+            arrival_mean_ms,
+            max_activity,
+            seq: 0,
+            now_ms: cfg.start_ms,
+            trend: TrendTable { day: i64::MIN, songs: vec![], cdf: vec![] },
+            stats: SimStats::default(),
+            event_id: String::with_capacity(36),
+            session_id: String::with_capacity(20),
+            event_ts: String::with_capacity(24),
+            playlist: String::with_capacity(8),
             cfg,
-            queue: VecDeque::new(),
-            user: 0,
-            session_seq: 0,
-            session_id: String::new(),
-            event_id: String::new(),
-            event_ts: String::new(),
         })
     }
 
@@ -100,67 +235,185 @@ impl Simulator {
         &self.catalog
     }
 
-    fn plan_session(&mut self) {
-        let r = &mut self.rng;
-        self.user = r.range(0, self.catalog.users.len() as i64) as usize;
-        self.session_seq += 1;
-        self.session_id.clear();
-        self.session_id.push_str(&format!("se_{:016x}", r.next_u64()));
-        let mut t = self.cfg.start_ms + r.range(0, self.cfg.span_ms);
-        let songs = 1 + (r.f64().ln() / 0.85f64.ln()) as usize; // geometric, mean ~6.7
-        for _ in 0..songs.min(60) {
-            let song = self.catalog.pick_song(r);
-            let s = &self.catalog.songs[song];
-            self.queue.push_back(Pending { kind: "play", ts_ms: t, song, position_ms: 0, playlist: None });
-            if r.chance(s.skip_bias) {
-                // Most skips come early in a song.
-                let pos = (s.duration_ms as f64 * r.f64().powi(2) * 0.8) as i64 + 1_000;
-                self.queue.push_back(Pending { kind: "skip", ts_ms: t + pos, song, position_ms: pos, playlist: None });
-                t += pos + 500;
-                continue;
-            }
-            if r.chance(0.08) {
-                let pos = r.range(10_000, s.duration_ms - 5_000);
-                let pause = r.range(2_000, 120_000);
-                self.queue.push_back(Pending { kind: "pause", ts_ms: t + pos, song, position_ms: pos, playlist: None });
-                self.queue.push_back(Pending { kind: "resume", ts_ms: t + pos + pause, song, position_ms: pos, playlist: None });
-                t += pause;
-            }
-            if r.chance(0.05) {
-                let pos = r.range(5_000, s.duration_ms);
-                let pl = r.range(0, 50_000) as u32;
-                self.queue.push_back(Pending { kind: "add_to_playlist", ts_ms: t + pos, song, position_ms: pos, playlist: Some(pl) });
-            }
-            self.queue.push_back(Pending { kind: "complete", ts_ms: t + s.duration_ms, song, position_ms: s.duration_ms, playlist: None });
-            t += s.duration_ms + 1_000;
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+
+    /// The simulated time at which the last record was delivered.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// One candidate session arrival; accepted with the user's local activity, then planned.
+    fn arrive(&mut self) {
+        let t = self.next_arrival_ms;
+        self.next_arrival_ms = t + 1 + self.rng.exp(self.arrival_mean_ms) as i64;
+        let user = self.rng.below(self.catalog.users.len());
+        let offset = REGIONS[self.catalog.users[user].region].utc_offset_min;
+        if self.rng.chance(clock::activity(t, offset) / self.max_activity) {
+            self.plan_session(user, t);
         }
     }
 
-    /// Writes the next event as one JSON object into `buf` (cleared first) and returns its
-    /// Kafka key, the user id.
-    pub fn next_json(&mut self, buf: &mut Vec<u8>) -> Result<&str> {
-        if self.queue.is_empty() {
-            self.plan_session();
+    fn pick_song(&mut self, t: i64) -> usize {
+        let day = t.div_euclid(86_400_000);
+        if self.rng.chance(self.cfg.new_release_share) {
+            if self.trend.day != day {
+                let released: Vec<usize> =
+                    self.catalog.new_releases.iter().copied().filter(|&s| self.catalog.songs[s].release_day <= day).collect();
+                let cdf = rng::cumulative(released.iter().map(|&s| (1 + day - self.catalog.songs[s].release_day).min(21) as f64));
+                self.trend = TrendTable { day, songs: released, cdf };
+            }
+            if !self.trend.songs.is_empty() {
+                return self.trend.songs[self.rng.pick_cumulative(&self.trend.cdf)];
+            }
         }
-        let p = self.queue.pop_front().expect("a planned session has events");
-        let (a, b) = (self.rng.next_u64(), self.rng.next_u64());
-        self.event_id.clear();
+        self.catalog.pick_song(&mut self.rng, day)
+    }
+
+    fn push(&mut self, mut p: Pending) {
+        let f = &self.cfg.faults;
+        let (late, dup, bad) = (f.late_rate, f.duplicate_rate, f.malformed_rate);
+        self.seq += 1;
+        p.seq = self.seq;
+        p.event_id = (self.rng.next_u64() as u128) << 64 | self.rng.next_u64() as u128;
+        p.deliver_ms = p.event_ms;
+        if bad > 0.0 && self.rng.chance(bad) {
+            p.delivery = Delivery::Malformed(self.rng.below(MALFORMED_CLASSES.len()));
+            self.heap.push(Reverse(p));
+            return;
+        }
+        if late > 0.0 && self.rng.chance(late) {
+            p.delivery = Delivery::Late;
+            p.deliver_ms += self.rng.range(60_000, self.cfg.faults.max_late_ms.max(60_001));
+        }
+        if dup > 0.0 && self.rng.chance(dup) {
+            let mut copy = p;
+            self.seq += 1;
+            copy.seq = self.seq;
+            copy.delivery = Delivery::Duplicate;
+            copy.deliver_ms = p.deliver_ms + self.rng.range(1, 30_000);
+            self.heap.push(Reverse(copy));
+        }
+        self.heap.push(Reverse(p));
+    }
+
+    fn plan_session(&mut self, user: usize, start: i64) {
+        let device = self.catalog.pick_device(&mut self.rng, &self.catalog.users[user]) as u8;
+        let session = self.rng.next_u64();
+        let n_songs = (1 + (self.rng.f64().ln() / 0.85f64.ln()) as usize).min(60); // geometric, mean ~6.7
+        let mut t = start;
+        let base = Pending {
+            deliver_ms: 0, seq: 0, event_ms: 0, event_id: 0, kind: "play", user: user as u32, session,
+            device, song: 0, position_ms: 0, playlist: None, delivery: Delivery::Normal,
+        };
+        for i in 0..n_songs {
+            let song = self.pick_song(t);
+            let s = &self.catalog.songs[song];
+            let (duration, skip_bias) = (s.duration_ms, s.skip_bias);
+            let at = |kind, event_ms, position_ms| Pending { kind, event_ms, position_ms, song: song as u32, ..base };
+            self.push(at("play", t, 0));
+            // Listeners skip more as a session goes on; most skips come early in a song.
+            let p_skip = (skip_bias * (1.0 + 0.04 * i as f64)).min(0.9);
+            if self.rng.chance(p_skip) {
+                let pos = (duration as f64 * self.rng.f64().powi(2) * 0.8) as i64 + 1_000;
+                self.push(at("skip", t + pos, pos));
+                t += pos + 500;
+                continue;
+            }
+            if self.rng.chance(0.08) {
+                let pos = self.rng.range(10_000, duration - 5_000);
+                let pause = self.rng.range(2_000, 120_000);
+                self.push(at("pause", t + pos, pos));
+                self.push(at("resume", t + pos + pause, pos));
+                t += pause;
+            }
+            if self.rng.chance(0.05) {
+                let pos = self.rng.range(5_000, duration);
+                let mut p = at("add_to_playlist", t + pos, pos);
+                p.playlist = Some(self.rng.below(50_000) as u32);
+                self.push(p);
+            }
+            self.push(at("complete", t + duration, duration));
+            t += duration + 1_000;
+        }
+    }
+
+    /// Writes the next record into `buf` (cleared first). Returns its Kafka key (the user id)
+    /// and what kind of record it is.
+    pub fn next_record(&mut self, buf: &mut Vec<u8>) -> Result<(&str, RecordKind)> {
+        // Every session that starts before the next delivery must be planned first.
+        while self.heap.peek().is_none_or(|Reverse(p)| p.deliver_ms >= self.next_arrival_ms) {
+            self.arrive();
+        }
+        let Reverse(p) = self.heap.pop().expect("the loop above fills the heap");
+        self.now_ms = p.deliver_ms;
+        self.write_event(&p, buf)?;
+        let st = &mut self.stats;
+        st.records += 1;
+        st.first_event_ms = Some(st.first_event_ms.map_or(p.event_ms, |f| f.min(p.event_ms)));
+        st.last_event_ms = Some(st.last_event_ms.map_or(p.event_ms, |l| l.max(p.event_ms)));
+        let kind = match p.delivery {
+            Delivery::Malformed(c) => {
+                corrupt(buf, c)?;
+                st.malformed += 1;
+                *st.malformed_by_class.entry(MALFORMED_CLASSES[c].to_string()).or_default() += 1;
+                RecordKind::Malformed(MALFORMED_CLASSES[c])
+            }
+            Delivery::Duplicate => {
+                st.valid += 1;
+                st.duplicates += 1;
+                RecordKind::Duplicate
+            }
+            Delivery::Late => {
+                st.valid += 1;
+                st.late += 1;
+                RecordKind::Valid
+            }
+            Delivery::Normal => {
+                st.valid += 1;
+                RecordKind::Valid
+            }
+        };
+        Ok((&self.catalog.users[p.user as usize].id, kind))
+    }
+
+    /// [`Self::next_record`] for callers that only want the bytes and the key.
+    pub fn next_json(&mut self, buf: &mut Vec<u8>) -> Result<&str> {
+        Ok(self.next_record(buf)?.0)
+    }
+
+    fn write_event(&mut self, p: &Pending, buf: &mut Vec<u8>) -> Result<()> {
+        let (a, b) = ((p.event_id >> 64) as u64, p.event_id as u64);
         // A UUID v4 layout, from the seeded stream.
-        self.event_id.push_str(&format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0x0fff,
-            ((b >> 48) & 0x3fff) | 0x8000,
-            b & 0xffff_ffff_ffff
-        ));
+        let id = &mut self.event_id;
+        id.clear();
+        push_hex(id, a >> 32, 8);
+        id.push('-');
+        push_hex(id, a >> 16, 4);
+        id.push_str("-4");
+        push_hex(id, a, 3);
+        id.push('-');
+        push_hex(id, ((b >> 48) & 0x3fff) | 0x8000, 4);
+        id.push('-');
+        push_hex(id, b, 12);
+        self.session_id.clear();
+        self.session_id.push_str("se_");
+        push_hex(&mut self.session_id, p.session, 16);
         self.event_ts.clear();
-        format_rfc3339_ms(p.ts_ms, &mut self.event_ts);
-        let playlist = p.playlist.map(|n| format!("pl_{n:05}"));
-        let song = &self.catalog.songs[p.song];
+        format_rfc3339_ms(p.event_ms, &mut self.event_ts);
+        self.playlist.clear();
+        if let Some(n) = p.playlist {
+            let _ = write!(self.playlist, "pl_{n:05}");
+        }
+        let song = &self.catalog.songs[p.song as usize];
         let artist = &self.catalog.artists[song.artist];
-        let user = &self.catalog.users[self.user];
-        let (country, city, tz, _) = CITIES[user.city];
+        let user = &self.catalog.users[p.user as usize];
+        let region = &REGIONS[user.region];
         let ev = Event {
             event_id: &self.event_id,
             event_type: p.kind,
@@ -176,21 +429,53 @@ impl Simulator {
             release_date: &song.release_date,
             duration_ms: song.duration_ms,
             position_ms: p.position_ms,
-            device_type: user.device,
-            country,
-            city,
-            timezone: tz,
-            subscription: if user.premium { "premium" } else { "free" },
-            playlist_id: playlist.as_deref(),
+            device_type: DEVICES[p.device as usize],
+            country: region.country,
+            city: region.city,
+            timezone: region.timezone,
+            subscription: if user.is_premium(p.event_ms) { "premium" } else { "free" },
+            playlist_id: p.playlist.map(|_| self.playlist.as_str()),
             schema_version: SCHEMA_VERSION,
         };
         buf.clear();
         serde_json::to_writer(&mut *buf, &ev)?;
-        Ok(&user.id)
+        Ok(())
     }
 }
 
-/// Simulates `count` events into one reused buffer, on this thread: the cost of simulation and
+/// Turns a valid event's JSON into a malformed record of class `c` of [`MALFORMED_CLASSES`].
+fn corrupt(buf: &mut Vec<u8>, c: usize) -> Result<()> {
+    match MALFORMED_CLASSES[c] {
+        "invalid_json" => buf.truncate(buf.len() / 2),
+        "not_utf8" => {
+            buf.splice(2..2, [0xff, 0xfe]);
+        }
+        class => {
+            let mut v: serde_json::Value = serde_json::from_slice(buf)?;
+            let obj = v.as_object_mut().expect("events are objects");
+            match class {
+                "missing_field" => {
+                    obj.remove("song_id");
+                }
+                "wrong_type" => {
+                    obj.insert("duration_ms".into(), "three minutes".into());
+                }
+                "unknown_event_type" => {
+                    obj.insert("event_type".into(), "dance".into());
+                }
+                "oversized" => {
+                    obj.insert("padding".into(), "x".repeat(crate::event::MAX_EVENT_BYTES).into());
+                }
+                other => unreachable!("no corruption for {other}"),
+            }
+            buf.clear();
+            serde_json::to_writer(&mut *buf, &v)?;
+        }
+    }
+    Ok(())
+}
+
+/// Simulates `count` records into one reused buffer, on this thread: the cost of simulation and
 /// JSON serialization alone. Returns (bytes, seconds).
 pub fn measure(cfg: &SimConfig, count: u64) -> Result<(u64, f64)> {
     let mut sim = Simulator::new(cfg.clone())?;
@@ -204,77 +489,20 @@ pub fn measure(cfg: &SimConfig, count: u64) -> Result<(u64, f64)> {
     Ok((bytes, started.elapsed().as_secs_f64()))
 }
 
-/// Writes `count` events as JSON lines to `path`.
-pub fn write_jsonl(cfg: &SimConfig, count: u64, path: &std::path::Path) -> Result<u64> {
+/// Writes `count` records as lines to `path`; returns the ground truth of what was written.
+pub fn write_jsonl(cfg: &SimConfig, count: u64, path: &std::path::Path) -> Result<SimStats> {
     use std::io::Write;
     let mut sim = Simulator::new(cfg.clone())?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut buf = Vec::with_capacity(1024);
-    let mut bytes = 0u64;
     for _ in 0..count {
         sim.next_json(&mut buf)?;
         buf.push(b'\n');
         out.write_all(&buf)?;
-        bytes += buf.len() as u64;
     }
     out.flush()?;
-    Ok(bytes)
+    Ok(sim.stats().clone())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::parse_event;
-
-    fn run(cfg: &SimConfig, n: usize) -> Vec<Vec<u8>> {
-        let mut sim = Simulator::new(cfg.clone()).unwrap();
-        let mut buf = Vec::new();
-        (0..n).map(|_| { sim.next_json(&mut buf).unwrap(); buf.clone() }).collect()
-    }
-
-    #[test]
-    fn same_seed_same_bytes_other_seed_other_bytes() {
-        let cfg = SimConfig::default();
-        assert_eq!(run(&cfg, 2_000), run(&cfg, 2_000));
-        let other = SimConfig { seed: 43, ..cfg.clone() };
-        assert_ne!(run(&cfg, 50), run(&other, 50));
-    }
-
-    #[test]
-    fn every_event_meets_the_contract_and_ids_are_unique() {
-        let cfg = SimConfig::default();
-        let events = run(&cfg, 20_000);
-        let mut ids = std::collections::HashSet::new();
-        for e in &events {
-            let v: serde_json::Value = serde_json::from_slice(e).unwrap();
-            assert!(ids.insert(v["event_id"].as_str().unwrap().to_string()));
-            let parsed = parse_event(e).unwrap_or_else(|r| panic!("{r:?}: {}", String::from_utf8_lossy(e)));
-            assert!(parsed.extra.is_none());
-            assert!(parsed.event_ts_ms >= cfg.start_ms);
-        }
-    }
-
-    #[test]
-    fn popularity_is_heavy_tailed() {
-        let cfg = SimConfig::default();
-        let mut plays = std::collections::HashMap::<String, u64>::new();
-        for e in run(&cfg, 50_000) {
-            let v: serde_json::Value = serde_json::from_slice(&e).unwrap();
-            if v["event_type"] == "play" {
-                *plays.entry(v["song_id"].as_str().unwrap().to_string()).or_default() += 1;
-            }
-        }
-        let mut counts: Vec<u64> = plays.values().copied().collect();
-        counts.sort_unstable_by(|a, b| b.cmp(a));
-        let total: u64 = counts.iter().sum();
-        let top_1pct: u64 = counts.iter().take(cfg.songs / 100).sum();
-        // Uniform popularity would give ~1%; Zipf(1.1) over 2000 songs gives far more.
-        assert!(top_1pct as f64 / total as f64 > 0.25, "top 1% share {}", top_1pct as f64 / total as f64);
-    }
-
-    #[test]
-    fn bad_config_is_refused() {
-        assert!(Simulator::new(SimConfig { users: 0, ..Default::default() }).is_err());
-        assert!(Simulator::new(SimConfig { span_ms: 0, ..Default::default() }).is_err());
-    }
-}
+mod tests;

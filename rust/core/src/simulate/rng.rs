@@ -48,6 +48,16 @@ impl Rng {
         lo + (self.next_u64() % (hi - lo) as u64) as i64
     }
 
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// Exponentially distributed with the given mean.
+    pub fn exp(&mut self, mean: f64) -> f64 {
+        -mean * (1.0 - self.f64()).ln()
+    }
+
     pub fn chance(&mut self, p: f64) -> bool {
         self.f64() < p
     }
