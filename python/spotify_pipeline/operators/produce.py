@@ -52,6 +52,7 @@ class SpotifyProducerOperator(BaseOperator):
         zipf_s: float = 1.1,
         sessions_per_user_per_day: float = 3.0,
         faults: dict[str, Any] | None = None,
+        create_topic: bool = True,
         partitions: int = 3,
         compression: str = "lz4",
         timeout_s: int = 30,
@@ -74,6 +75,7 @@ class SpotifyProducerOperator(BaseOperator):
         self.zipf_s = zipf_s
         self.sessions_per_user_per_day = sessions_per_user_per_day
         self.faults = faults
+        self.create_topic = create_topic
         self.partitions = partitions
         self.compression = compression
         self.timeout_s = timeout_s
@@ -102,7 +104,8 @@ class SpotifyProducerOperator(BaseOperator):
         kafka = SpotifyKafkaHook(self.kafka_conn_id).kafka_config(self.topic, self.timeout_s)
         options = {
             "count": events, "duration_s": optional(self.duration_s, float), "rate_per_s": rate, "speedup": speedup,
-            "partitions": self.partitions, "replication": 1, "compression": self.compression,
+            "create_topic": self.create_topic, "partitions": self.partitions, "replication": 1,
+            "compression": self.compression,
         }
         self.log.info(
             "Producing %s (seed %s, faults %s) to %s at %s",

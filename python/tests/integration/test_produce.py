@@ -13,6 +13,7 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
+import spotify_pipeline as sp
 from reconcile import committed_bronze, quarantined
 from spotify_pipeline import _core
 
@@ -54,6 +55,8 @@ def test_pacing_and_bounds(stack, topic):
     sped = _core.produce(stack.kafka(topic), SIM, {"count": 3_000, "speedup": 3_600 * 4})
     sim_span_s = (sped["sim"]["last_event_ms"] - sped["sim"]["first_event_ms"]) / 1000
     assert time.monotonic() - started >= sim_span_s / (3_600 * 4) * 0.9
+    with pytest.raises(sp.KafkaError, match="does not exist"):
+        _core.produce(stack.kafka("no_such_topic_here"), SIM, {"count": 1, "create_topic": False})
     with pytest.raises(Exception, match="count, a duration_s"):
         _core.produce(stack.kafka(topic), SIM, {"count": None})
     with pytest.raises(Exception, match="not both"):

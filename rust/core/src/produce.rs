@@ -117,7 +117,9 @@ pub struct ProduceOptions {
     pub rate_per_s: Option<f64>,
     /// Simulated seconds per wall-clock second (1 = real time); exclusive with `rate_per_s`.
     pub speedup: Option<f64>,
-    /// Created with this many partitions if the topic does not exist.
+    /// Create the topic (with `partitions` and `replication`) if it does not exist; when
+    /// false, a missing topic is an error.
+    pub create_topic: bool,
     pub partitions: i32,
     pub replication: i32,
     /// none, gzip, snappy, lz4 or zstd.
@@ -126,7 +128,16 @@ pub struct ProduceOptions {
 
 impl Default for ProduceOptions {
     fn default() -> Self {
-        Self { count: Some(10_000), duration_s: None, rate_per_s: None, speedup: None, partitions: 3, replication: 1, compression: "lz4".into() }
+        Self {
+            count: Some(10_000),
+            duration_s: None,
+            rate_per_s: None,
+            speedup: None,
+            create_topic: true,
+            partitions: 3,
+            replication: 1,
+            compression: "lz4".into(),
+        }
     }
 }
 
@@ -246,7 +257,14 @@ impl ProducerContext for Deliveries {
 pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, progress: &mut ProgressFn<'_>) -> Result<ProduceSummary> {
     opts.validate()?;
     let mut sim = Simulator::new(sim.clone())?;
-    let partitions = ensure_topic(kafka, opts.partitions, opts.replication)?;
+    let partitions = if opts.create_topic {
+        ensure_topic(kafka, opts.partitions, opts.replication)?
+    } else {
+        let admin: AdminClient<DefaultClientContext> = kafka.client_config()?.create()?;
+        topic_partitions(admin.inner(), kafka)?.ok_or_else(|| {
+            Error::kafka(format!("topic {} does not exist on {} (and create_topic is off)", kafka.topic, kafka.bootstrap()))
+        })?
+    };
     let mut cc = kafka.client_config()?;
     cc.set("enable.idempotence", "true")
         .set("acks", "all")
