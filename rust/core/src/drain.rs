@@ -316,7 +316,13 @@ async fn commit_batch(lake: &Lake, topic: &str, partition: i32, mut b: OpenBatch
         quarantined_by_reason: b.reasons,
         committed_at_ms: chrono::Utc::now().timestamp_millis(),
     };
-    lake.put(&lake::manifest_key(topic, partition, b.start, b.last), serde_json::to_vec_pretty(&manifest)?).await?;
+    let key = lake::manifest_key(topic, partition, b.start);
+    if !lake.put_if_absent(&key, serde_json::to_vec_pretty(&manifest)?).await? {
+        return Err(Error::lake(format!(
+            "{key} was committed by another drain of partition {partition} meanwhile; stopping so that no offset is \
+             written twice (re-run to continue from the lake's manifests)"
+        )));
+    }
     Ok(manifest)
 }
 

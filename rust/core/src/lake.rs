@@ -4,11 +4,13 @@
 //! Layout (DESIGN.md):
 //! ```text
 //! bronze/<dataset>/date=YYYY-MM-DD/hour=HH/<topic>+<partition>+<start offset, 20 digits>.parquet
-//! bronze/_manifests/<topic>/<partition>/<start>-<end>.json        the commit log
+//! bronze/_manifests/<topic>/<partition>/<start offset>.json       the commit log
 //! quarantine/<dataset>/date=YYYY-MM-DD/hour=HH/<topic>+<partition>+<start>.jsonl
 //! ```
 //! A batch exists for readers only once its manifest exists. Data files are written first and
 //! named by the batch's start offset, so a batch redone after a crash overwrites the same keys.
+//! A manifest is created only if absent, and its key is its start offset alone: two drains
+//! racing on one partition pick the same key, and only the first commit wins.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::event::format_date;
@@ -106,6 +108,17 @@ impl Lake {
             .map_err(|e| Error::lake(format!("writing {key} to {}: {e}", self.url)))
     }
 
+    /// Writes `key` only if it does not exist yet (S3 `If-None-Match: *`, an atomic create on a
+    /// local disk). Returns false, writing nothing, if it exists.
+    pub async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&Path::from(key), PutPayload::from(bytes), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(Error::lake(format!("writing {key} to {}: {e}", self.url))),
+        }
+    }
+
     /// `put` for owned arguments, so several can run at once.
     pub async fn put_owned(&self, key: String, bytes: Vec<u8>) -> Result<()> {
         self.put(&key, bytes).await
@@ -179,8 +192,8 @@ pub fn quarantine_key(dataset: &str, date: &str, hour: u32, batch: &str) -> Stri
     format!("quarantine/{dataset}/date={date}/hour={hour:02}/{batch}.jsonl")
 }
 
-pub fn manifest_key(topic: &str, partition: i32, start: i64, end: i64) -> String {
-    format!("{MANIFEST_ROOT}/{topic}/{partition}/{start:020}-{end:020}.json")
+pub fn manifest_key(topic: &str, partition: i32, start: i64) -> String {
+    format!("{MANIFEST_ROOT}/{topic}/{partition}/{start:020}.json")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,7 +235,7 @@ mod tests {
             bronze_key("spotify_events", &date, hour, &b),
             "bronze/spotify_events/date=2026-01-15/hour=10/spotify_events+2+00000000000000001500.parquet"
         );
-        assert_eq!(manifest_key("t", 0, 0, 9), "bronze/_manifests/t/0/00000000000000000000-00000000000000000009.json");
+        assert_eq!(manifest_key("t", 0, 9), "bronze/_manifests/t/0/00000000000000000009.json");
     }
 
     #[test]
@@ -239,8 +252,10 @@ mod tests {
                     end_offset: e, rows: (e - s + 1) as u64, quarantined: 0, files: vec![],
                     quarantine_files: vec![], quarantined_by_reason: Default::default(), committed_at_ms: 0,
                 };
-                lake.put(&manifest_key("t", 0, s, e), serde_json::to_vec(&m).unwrap()).await.unwrap();
+                assert!(lake.put_if_absent(&manifest_key("t", 0, s), serde_json::to_vec(&m).unwrap()).await.unwrap());
             }
+            // A second commit of the same start offset loses, and changes nothing.
+            assert!(!lake.put_if_absent(&manifest_key("t", 0, 100), b"{}".to_vec()).await.unwrap());
             assert_eq!(lake.next_offset("t", 0).await.unwrap(), Some(150));
             assert_eq!(lake.next_offset("t", 1).await.unwrap(), None);
             assert_eq!(lake.manifests("t", None).await.unwrap().len(), 2);
