@@ -16,14 +16,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Asset, Param
+from airflow.sdk import DAG, Asset, Param, task
 
+from spotify_pipeline import _core
+from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
 from spotify_pipeline.operators import (
     DbtBuildOperator,
     KafkaDrainOperator,
     SpotifyProducerOperator,
     StageToWarehouseOperator,
 )
+from spotify_pipeline.operators.drain import partition_sets
+from spotify_pipeline.sensors import KafkaLagSensor
 
 LAKE_URL = "{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}"
 DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
@@ -42,6 +46,7 @@ with DAG(
         "events": Param(10_000, type="integer", minimum=1, maximum=50_000_000, description="How many events to simulate and produce."),
         "seed": Param(42, type="integer", minimum=0, description="Simulation seed: the same seed gives the same events."),
         "topic": Param("spotify_events", type="string", pattern=r"^[A-Za-z0-9._-]{1,200}$", description="Kafka topic to produce to and drain."),
+        "drain_tasks": Param(1, type="integer", minimum=1, maximum=64, description="Drain tasks in parallel, each over a set of partitions."),
         "start": Param("", type="string", description="Simulated start time (ISO 8601, UTC). Empty: the events end about now."),
         "rate_per_s": Param(0, type="number", minimum=0, maximum=10_000_000, description="Events per second; 0 = as fast as the broker allows."),
         "late_rate": Param(0.0, type="number", minimum=0, maximum=1, description="Share of events delivered late (1 min to 2 h after they happened)."),
@@ -66,12 +71,28 @@ with DAG(
         lake_url=LAKE_URL,
         outlets=[Asset("kafka://spotify/spotify_events")],
     )
-    drain = KafkaDrainOperator(
+    wait_for_records = KafkaLagSensor(
+        task_id="wait_for_records",
+        topic="{{ params.topic }}",
+        lake_url=LAKE_URL,
+        min_lag=1,
+        deferrable=True,
+        poke_interval=10,
+        timeout=3600,
+    )
+
+    @task
+    def plan_drain(topic: str, tasks: int) -> list[list[int]]:
+        """Splits the topic's partitions into sets, one per mapped drain task."""
+        return partition_sets(_core.topic_partitions(SpotifyKafkaHook().kafka_config(topic)), int(tasks))
+
+    drain_sets = plan_drain("{{ params.topic }}", "{{ params.drain_tasks }}")
+    drain = KafkaDrainOperator.partial(
         task_id="drain",
         topic="{{ params.topic }}",
         lake_url=LAKE_URL,
         outlets=[Asset("s3://spotify-lake/bronze/spotify_events")],
-    )
+    ).expand(partitions=drain_sets)
     stage = StageToWarehouseOperator(
         task_id="stage",
         topic="{{ params.topic }}",
@@ -86,4 +107,5 @@ with DAG(
         outlets=[Asset("duckdb://spotify/gold/fct_song_plays_daily")],
     )
 
-    produce >> drain >> stage >> dbt_build
+    produce >> wait_for_records >> drain_sets
+    drain >> stage >> dbt_build

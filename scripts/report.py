@@ -29,10 +29,15 @@ def run_summaries(dag_id: str, run_id: str | None = None) -> tuple[str, str, dic
             .filter(XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value")
             .all()
         )
-        values = {}
-        for r in rows:
+        from spotify_pipeline.operators.drain import merge_drain_summaries
+
+        mapped: dict[str, list[Any]] = {}
+        for r in sorted(rows, key=lambda r: (r.task_id, r.map_index)):
             v = XComModel.deserialize_value(r)
-            values[r.task_id] = json.loads(v) if isinstance(v, str) else v
+            mapped.setdefault(r.task_id, []).append(json.loads(v) if isinstance(v, str) else v)
+        values = {task: vs[0] if len(vs) == 1 else vs for task, vs in mapped.items()}
+        if isinstance(values.get("drain"), list):  # the drain mapped over partition sets
+            values["drain"] = merge_drain_summaries(values["drain"])
         return run.run_id, str(run.state), values
 
 

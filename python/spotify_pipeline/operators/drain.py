@@ -15,9 +15,44 @@ from spotify_pipeline.progress import log_progress
 MAX_FILES_IN_XCOM = 50
 
 
+def partition_sets(partitions: list[int], n: int) -> list[list[int]]:
+    """Splits partitions round-robin into at most ``n`` non-empty sets, one per mapped drain."""
+    if n < 1:
+        raise ValueError(f"need at least one partition set, got {n}")
+    sets = [sorted(partitions)[i::n] for i in range(n)]
+    return [s for s in sets if s]
+
+
+def merge_drain_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One summary for the XComs of a drain mapped over partition sets."""
+    if len(summaries) == 1:
+        return summaries[0]
+    reasons: dict[str, int] = {}
+    for s in summaries:
+        for k, v in s["quarantined_by_reason"].items():
+            reasons[k] = reasons.get(k, 0) + v
+    return {
+        "topic": summaries[0]["topic"],
+        "rows": sum(s["rows"] for s in summaries),
+        "quarantined": sum(s["quarantined"] for s in summaries),
+        "quarantined_by_reason": reasons,
+        "batches": [b for s in summaries for b in s["batches"]],
+        "partitions": sorted((p for s in summaries for p in s["partitions"]), key=lambda p: p["partition"]),
+        "files_total": sum(s["files_total"] for s in summaries),
+        "files": [f for s in summaries for f in s["files"]][:MAX_FILES_IN_XCOM],
+        "bytes": sum(s["bytes"] for s in summaries),
+        "warnings": [w for s in summaries for w in s["warnings"]],
+        "mapped_tasks": len(summaries),
+    }
+
+
 class KafkaDrainOperator(BaseOperator):
     """Drains ``topic`` up to the high watermarks seen at start into Parquet files under
     ``bronze/<dataset>/date=.../hour=...`` of the lake, committing each batch with a manifest.
+
+    ``partitions`` limits it to a set of partitions, so the drain can be mapped:
+    ``KafkaDrainOperator.partial(...).expand(partitions=[[0, 3], [1, 4], [2, 5]])`` runs one task
+    per set in parallel (see :func:`partition_sets`).
 
     Resumes from the lake's manifests, so a re-run after any failure neither loses nor repeats
     an offset. Bad records go to ``quarantine/`` with a reason. Returns a summary XCom: rows,

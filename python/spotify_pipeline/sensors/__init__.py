@@ -1,5 +1,5 @@
-"""Deferrable sensors: ``KafkaLagSensor`` and ``BronzeBatchSensor``.
+"""Deferrable sensors: they wait in the triggerer, so waiting costs no worker slot."""
 
-Not in this release: they arrive with the exactly-once drain and the staging ledger work
-(issues 4 and 5). The walking skeleton runs produce -> drain -> stage -> dbt back to back.
-"""
+from spotify_pipeline.sensors.kafka_lag import KafkaLagSensor
+
+__all__ = ["KafkaLagSensor"]

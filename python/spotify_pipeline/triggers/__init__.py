@@ -1,1 +1,1 @@
-"""Triggers behind the deferrable sensors (see ``spotify_pipeline.sensors``); not in this release."""
+"""Triggers behind the deferrable sensors: they wait in the triggerer, not in a worker slot."""

@@ -65,7 +65,11 @@ FAULTS = {
 
 def test_dag_end_to_end_reconciles_every_layer(stack, airflow_env, topic, lake_prefix, tmp_path):
     events = FAULTS["events"]
-    xcom = run_dag(airflow_env, {**FAULTS, "topic": topic})
+    # The drain mapped over three partition sets, one task each.
+    xcom = run_dag(airflow_env, {**FAULTS, "topic": topic, "drain_tasks": 3})
+    assert xcom["drain"]["mapped_tasks"] == 3
+    assert sorted(p["partition"] for p in xcom["drain"]["partitions"]) == [0, 1, 2]
+    assert xcom["wait_for_records"]["lag"] == events
     produce, drain, stage, dbt = xcom["produce"], xcom["drain"], xcom["stage"], xcom["dbt_build"]
     truth = produce["sim"]
 

@@ -36,7 +36,8 @@ def test_the_dag_chains_the_four_stages():
     assert bag.import_errors == {}
     dag = bag.dags["spotify_pipeline"]
     order = [t.task_id for t in dag.topological_sort()]
-    assert order == ["produce", "drain", "stage", "dbt_build"]
+    assert order == ["produce", "wait_for_records", "plan_drain", "drain", "stage", "dbt_build"]
+    assert dag.get_task("wait_for_records").deferrable
     assert {"events", "seed", "topic", "rate_per_s", "late_rate", "duplicate_rate", "malformed_rate"} <= set(dag.params)
     assert dag.get_task("stage").pool == dag.get_task("dbt_build").pool == "spotify_duckdb"
 
@@ -82,6 +83,31 @@ def test_simulation_settings():
     assert cfg["faults"] == {"max_late_ms": 7_200_000, "duplicate_rate": 0.05}
     with pytest.raises(ValueError, match="unknown fault"):
         sim_config(faults={"lose_rate": 0.1})
+
+
+def test_partition_sets_and_merged_summaries():
+    from spotify_pipeline.operators.drain import merge_drain_summaries, partition_sets
+    from spotify_pipeline.triggers.kafka_lag import lag_reached
+
+    assert partition_sets([0, 1, 2, 3, 4], 3) == [[0, 3], [1, 4], [2]]
+    assert partition_sets([0, 1], 4) == [[0], [1]]
+    with pytest.raises(ValueError):
+        partition_sets([0], 0)
+    part = lambda p, rows, reasons: {  # noqa: E731
+        "topic": "t", "rows": rows, "quarantined": sum(reasons.values()), "quarantined_by_reason": reasons,
+        "batches": [{"partition": p}], "partitions": [{"partition": p}], "files_total": 2, "files": ["a", "b"],
+        "bytes": 10, "warnings": [],
+    }
+    merged = merge_drain_summaries([part(1, 5, {"not_utf8": 1}), part(0, 7, {"not_utf8": 2, "oversized": 1})])
+    assert (merged["rows"], merged["quarantined"], merged["files_total"]) == (12, 4, 4)
+    assert merged["quarantined_by_reason"] == {"not_utf8": 3, "oversized": 1}
+    assert [p["partition"] for p in merged["partitions"]] == [0, 1]
+    # Lag: by count, or by the age of the oldest waiting record; never with nothing waiting.
+    assert lag_reached({"lag": 10, "oldest_undrained_ms": 0}, 10, None)
+    assert not lag_reached({"lag": 9, "oldest_undrained_ms": 1_000}, 10, None)
+    assert lag_reached({"lag": 9, "oldest_undrained_ms": 1_000}, 10, 60, now_ms=61_000)
+    assert not lag_reached({"lag": 9, "oldest_undrained_ms": 1_000}, 10, 60, now_ms=59_000)
+    assert not lag_reached({"lag": 0, "oldest_undrained_ms": None}, 0, 0)
 
 
 def test_progress_lines():

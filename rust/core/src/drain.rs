@@ -283,6 +283,69 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
     Ok(summary)
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartitionLag {
+    pub partition: i32,
+    /// First offset no manifest covers: where the next drain starts.
+    pub next_offset: i64,
+    pub high_watermark: i64,
+    pub lag: i64,
+    /// Kafka timestamp of the oldest record not drained yet.
+    pub oldest_undrained_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LagReport {
+    pub topic: String,
+    pub lag: i64,
+    pub oldest_undrained_ms: Option<i64>,
+    pub partitions: Vec<PartitionLag>,
+}
+
+/// How far the lake is behind the topic. Measured against the lake's manifests (the drain's
+/// real progress), not against consumer-group offsets.
+pub fn lag(kafka: &KafkaConfig, lake_cfg: &LakeConfig) -> Result<LagReport> {
+    let rt = crate::runtime::runtime()?;
+    let lake = Lake::open(lake_cfg)?;
+    rt.block_on(lake.check())?;
+    let mut cc = kafka.client_config()?;
+    cc.set("group.id", "spotify-pipeline-lag-probe").set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = cc.create()?;
+    let parts = topic_partitions(consumer.client(), kafka)?
+        .ok_or_else(|| Error::kafka(format!("topic {} does not exist on {}", kafka.topic, kafka.bootstrap())))?;
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let (low, high) = consumer
+            .fetch_watermarks(&kafka.topic, p, kafka.timeout())
+            .map_err(|e| Error::BrokerUnavailable(format!("watermarks of {}/{p} from {}: {e}", kafka.topic, kafka.bootstrap())))?;
+        let next = rt.block_on(lake.next_offset(&kafka.topic, p))?.unwrap_or(low).max(low);
+        let oldest = if next < high { oldest_timestamp(&consumer, &kafka.topic, p, next, kafka.timeout())? } else { None };
+        out.push(PartitionLag { partition: p, next_offset: next, high_watermark: high, lag: high - next, oldest_undrained_ms: oldest });
+    }
+    Ok(LagReport {
+        topic: kafka.topic.clone(),
+        lag: out.iter().map(|p| p.lag).sum(),
+        oldest_undrained_ms: out.iter().filter_map(|p| p.oldest_undrained_ms).min(),
+        partitions: out,
+    })
+}
+
+/// Timestamp of the record at `offset` (or the first one after it).
+fn oldest_timestamp(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64, timeout: Duration) -> Result<Option<i64>> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.partition() == partition => return Ok(m.timestamp().to_millis()),
+            Some(Err(e)) => return Err(Error::kafka(format!("reading {topic}/{partition}@{offset}: {e}"))),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
 /// Writes a batch's files, then its manifest: the manifest is the commit.
 async fn commit_batch(lake: &Lake, topic: &str, partition: i32, mut b: OpenBatch, dataset: &str) -> Result<Manifest> {
     let id = lake::batch_id(topic, partition, b.start);

@@ -76,6 +76,13 @@ pub fn topic_partitions<C: ClientContext>(client: &rdkafka::client::Client<C>, c
     }
 }
 
+/// The partition ids of an existing topic; a clear error if it does not exist.
+pub fn existing_partitions(cfg: &KafkaConfig) -> Result<Vec<i32>> {
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config()?.create()?;
+    topic_partitions(admin.inner(), cfg)?
+        .ok_or_else(|| Error::kafka(format!("topic {} does not exist on {}", cfg.topic, cfg.bootstrap())))
+}
+
 /// Creates the topic if it does not exist. Returns its partition ids.
 pub fn ensure_topic(cfg: &KafkaConfig, partitions: i32, replication: i32) -> Result<Vec<i32>> {
     let admin: AdminClient<DefaultClientContext> = cfg.client_config()?.create()?;
@@ -260,10 +267,7 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
     let partitions = if opts.create_topic {
         ensure_topic(kafka, opts.partitions, opts.replication)?
     } else {
-        let admin: AdminClient<DefaultClientContext> = kafka.client_config()?.create()?;
-        topic_partitions(admin.inner(), kafka)?.ok_or_else(|| {
-            Error::kafka(format!("topic {} does not exist on {} (and create_topic is off)", kafka.topic, kafka.bootstrap()))
-        })?
+        existing_partitions(kafka)?
     };
     let mut cc = kafka.client_config()?;
     cc.set("enable.idempotence", "true")

@@ -161,6 +161,22 @@ fn drain(py: Python<'_>, kafka: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>, opti
     to_py(py, &summary)
 }
 
+/// The topic's partition ids; a clear error if the broker or the topic is missing.
+#[pyfunction]
+fn topic_partitions(py: Python<'_>, kafka: &Bound<'_, PyAny>) -> PyResult<Vec<i32>> {
+    let kafka: core::produce::KafkaConfig = from_py(kafka, "kafka")?;
+    py.detach(|| core::produce::existing_partitions(&kafka)).map_err(to_pyerr)
+}
+
+/// How far the lake is behind the topic, per partition, from the lake's manifests.
+#[pyfunction]
+fn lag(py: Python<'_>, kafka: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let kafka: core::produce::KafkaConfig = from_py(kafka, "kafka")?;
+    let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
+    let report = py.detach(|| core::drain::lag(&kafka, &lake)).map_err(to_pyerr)?;
+    to_py(py, &report)
+}
+
 /// Committed manifests of `topic` whose batch ids are not in `loaded`.
 #[pyfunction]
 fn pending_batches(py: Python<'_>, lake: &Bound<'_, PyAny>, topic: &str, loaded: Vec<String>) -> PyResult<Py<PyAny>> {
@@ -204,6 +220,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simulate_to_file, m)?)?;
     m.add_function(wrap_pyfunction!(produce, m)?)?;
     m.add_function(wrap_pyfunction!(drain, m)?)?;
+    m.add_function(wrap_pyfunction!(lag, m)?)?;
+    m.add_function(wrap_pyfunction!(topic_partitions, m)?)?;
     m.add_function(wrap_pyfunction!(pending_batches, m)?)?;
     m.add_function(wrap_pyfunction!(prepare_batches, m)?)?;
     m.add_function(wrap_pyfunction!(load_columns, m)?)?;

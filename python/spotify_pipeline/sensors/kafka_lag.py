@@ -1,0 +1,82 @@
+"""KafkaLagSensor: wait until the bronze lake is far enough behind a Kafka topic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, Context
+
+from spotify_pipeline import _core
+from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
+from spotify_pipeline.hooks.lake import LakeHook
+from spotify_pipeline.triggers.kafka_lag import KafkaLagTrigger, lag_reached
+
+
+class KafkaLagSensor(BaseSensorOperator):
+    """Succeeds when at least ``min_lag`` records of ``topic`` are not in the lake yet, or the
+    oldest of them is older than ``max_age_s``: the signal to run a drain.
+
+    Lag is measured against the lake's manifests (what the drain has committed), not consumer
+    group offsets. Deferrable by default: the waiting happens in the triggerer. Returns the lag
+    report as XCom.
+    """
+
+    template_fields: Sequence[str] = ("topic", "lake_url", "min_lag", "max_age_s")
+    ui_color = "#B3E5FC"
+
+    def __init__(
+        self,
+        *,
+        lake_url: str,
+        kafka_conn_id: str = SpotifyKafkaHook.default_conn_name,
+        lake_conn_id: str | None = LakeHook.default_conn_name,
+        topic: str = "spotify_events",
+        min_lag: int | str = 1,
+        max_age_s: float | str | None = None,
+        deferrable: bool = True,
+        timeout_s: int = 30,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", 30)
+        super().__init__(**kwargs)
+        self.lake_url = lake_url
+        self.kafka_conn_id = kafka_conn_id
+        self.lake_conn_id = lake_conn_id
+        self.topic = topic
+        self.min_lag = min_lag
+        self.max_age_s = max_age_s
+        self.deferrable = deferrable
+        self.timeout_s = timeout_s
+        self._report: dict[str, Any] | None = None
+
+    def _configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        kafka = SpotifyKafkaHook(self.kafka_conn_id).kafka_config(self.topic, self.timeout_s)
+        return kafka, LakeHook(self.lake_url, self.lake_conn_id).lake_config()
+
+    def _max_age(self) -> float | None:
+        return None if self.max_age_s in (None, "") else float(self.max_age_s)
+
+    def poke(self, context: Context) -> bool:
+        self._report = _core.lag(*self._configs())
+        self.log.info("lag of %s behind %s: %s records (oldest undrained at %s ms)", self.lake_url, self.topic, self._report["lag"], self._report["oldest_undrained_ms"])
+        return lag_reached(self._report, int(self.min_lag), self._max_age())
+
+    def execute(self, context: Context) -> Any:
+        if self.poke(context):
+            return self._report
+        if not self.deferrable:
+            super().execute(context)
+            return self._report
+        kafka, lake = self._configs()
+        self.defer(
+            trigger=KafkaLagTrigger(kafka, lake, int(self.min_lag), self._max_age(), float(self.poke_interval)),
+            method_name="execute_complete",
+            timeout=self.execution_timeout,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") != "ready":
+            raise RuntimeError(f"KafkaLagSensor: {event.get('message', event)}")
+        self.log.info("lag reached: %s records", event["report"]["lag"])
+        return event["report"]
