@@ -73,7 +73,7 @@ class KafkaDrainOperator(BaseOperator):
         group_id: str = "spotify-pipeline-drain",
         partitions: list[int] | None = None,
         batch_max_records: int = 100_000,
-        batch_max_bytes: int = 64 << 20,
+        batch_max_bytes: int = 16 << 20,
         max_records: int | None = None,
         max_seconds: float | None = None,
         idle_timeout_s: int = 60,

@@ -15,13 +15,14 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{parse_event, BronzeBuilder};
+use crate::event::{format_date, parse_event, BronzeBuilder};
 use crate::lake::{self, FileEntry, Lake, LakeConfig, Manifest};
 use crate::produce::{topic_partitions, KafkaConfig};
 use crate::progress::{ProgressFn, ProgressMeter};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DrainOptions {
     /// Consumer group whose offsets show the lag (never used to resume).
     pub group_id: String,
@@ -46,7 +47,7 @@ impl Default for DrainOptions {
             partitions: vec![],
             dataset: "spotify_events".into(),
             batch_max_records: 100_000,
-            batch_max_bytes: 64 << 20,
+            batch_max_bytes: 16 << 20,
             max_records: None,
             max_seconds: None,
             idle_timeout_s: 60,
@@ -96,8 +97,9 @@ struct OpenBatch {
     last: i64,
     records: usize,
     bytes: usize,
-    bronze: BTreeMap<(String, u32), BronzeBuilder>,
-    quarantine: BTreeMap<(String, u32), Vec<u8>>,
+    /// Keyed by UTC (day since the epoch, hour): the file's date=/hour= partition.
+    bronze: BTreeMap<(i64, u32), BronzeBuilder>,
+    quarantine: BTreeMap<(i64, u32), Vec<u8>>,
     reasons: BTreeMap<String, u64>,
 }
 
@@ -112,13 +114,12 @@ impl OpenBatch {
         self.bytes += payload.len();
         match parse_event(payload) {
             Ok(ev) => {
-                let part = lake::hour_partition(ev.event_ts_ms);
-                self.bronze.entry(part).or_default().append(&ev, topic, partition, offset);
+                self.bronze.entry(lake::day_hour(ev.event_ts_ms)).or_default().append(&ev, topic, partition, offset);
             }
             Err(rej) => {
                 *self.reasons.entry(rej.class.to_string()).or_default() += 1;
                 let when = kafka_ts_ms.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-                let line = self.quarantine.entry(lake::hour_partition(when)).or_default();
+                let line = self.quarantine.entry(lake::day_hour(when)).or_default();
                 let mut rec = serde_json::json!({
                     "topic": topic, "partition": partition, "offset": offset, "kafka_ts_ms": kafka_ts_ms,
                     "reason": rej.class, "detail": rej.detail,
@@ -149,6 +150,18 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest");
+    // Large fetches: with librdkafka's 1 MiB default per partition, a backlog drains at half
+    // speed (measured: 137k -> 290k records/s with 16 MiB). Memory stays bounded by the
+    // prefetch queue (32 MiB) and batch_max_bytes per open batch, whatever the backlog.
+    for (k, v) in [
+        ("max.partition.fetch.bytes", "16777216"),
+        ("fetch.max.bytes", "67108864"),
+        ("queued.max.messages.kbytes", "32768"),
+    ] {
+        if !kafka.client.contains_key(k) {
+            cc.set(k, v);
+        }
+    }
     let consumer: BaseConsumer = cc.create()?;
     let all = topic_partitions(consumer.client(), kafka)?
         .ok_or_else(|| Error::kafka(format!("topic {} does not exist on {}", kafka.topic, kafka.bootstrap())))?;
@@ -351,16 +364,16 @@ async fn commit_batch(lake: &Lake, topic: &str, partition: i32, mut b: OpenBatch
     let id = lake::batch_id(topic, partition, b.start);
     let mut files = Vec::new();
     let mut puts = Vec::new();
-    for ((date, hour), builder) in b.bronze.iter_mut() {
+    for ((day, hour), builder) in b.bronze.iter_mut() {
         let rows = builder.rows() as u64;
         let bytes = encode_parquet(&builder.finish()?)?;
-        let key = lake::bronze_key(dataset, date, *hour, &id);
+        let key = lake::bronze_key(dataset, &format_date(*day), *hour, &id);
         files.push(FileEntry { key: key.clone(), rows, bytes: bytes.len() as u64 });
         puts.push((key, bytes));
     }
     let mut quarantine_files = Vec::new();
-    for ((date, hour), lines) in std::mem::take(&mut b.quarantine) {
-        let key = lake::quarantine_key(dataset, &date, hour, &id);
+    for ((day, hour), lines) in std::mem::take(&mut b.quarantine) {
+        let key = lake::quarantine_key(dataset, &format_date(day), hour, &id);
         let rows = lines.iter().filter(|&&c| c == b'\n').count() as u64;
         quarantine_files.push(FileEntry { key: key.clone(), rows, bytes: lines.len() as u64 });
         puts.push((key, lines));
@@ -393,8 +406,12 @@ pub fn encode_parquet(batch: &arrow_array::RecordBatch) -> Result<Vec<u8>> {
     use parquet::arrow::ArrowWriter;
     use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::properties::WriterProperties;
+    // Unique per row: a dictionary would only cost time.
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_column_dictionary_enabled("event_id".into(), false)
+        .set_column_dictionary_enabled("session_id".into(), false)
+        .set_column_dictionary_enabled("kafka_offset".into(), false)
         .build();
     let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
     w.write(batch)?;

@@ -9,6 +9,8 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Serialize;
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 pub const SCHEMA_VERSION: i32 = 1;
@@ -120,10 +122,10 @@ impl Rejection {
     }
 }
 
-/// A validated value of one contract field.
+/// A validated value of one contract field. Strings borrow from the payload where they can.
 #[derive(Debug, Clone, PartialEq)]
-enum Cell {
-    Str(String),
+enum Cell<'a> {
+    Str(Cow<'a, str>),
     Null,
     Millis(i64),
     Days(i32),
@@ -132,62 +134,131 @@ enum Cell {
 
 /// An event that passed validation, with its unknown fields kept aside.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidEvent {
-    cells: Vec<Cell>,
+pub struct ValidEvent<'a> {
+    cells: Vec<Cell<'a>>,
     pub event_ts_ms: i64,
     pub extra: Option<String>,
 }
 
+/// A field as found in the payload, before validation.
+enum Raw<'a> {
+    Missing,
+    Str(Cow<'a, str>),
+    Int(Option<i64>),
+    Other,
+}
+
+/// Checks one field against the contract.
+fn validate<'a>(name: &'static str, kind: Kind, raw: Raw<'a>) -> Result<Cell<'a>, Rejection> {
+    Ok(match (kind, raw) {
+        (Kind::OptStr, Raw::Missing) => Cell::Null,
+        (_, Raw::Missing) => return Err(Rejection::new("missing_field", name)),
+        (Kind::Str | Kind::OptStr, Raw::Str(s)) => {
+            if name == "event_type" && !EVENT_TYPES.contains(&s.as_ref()) {
+                return Err(Rejection::new("unknown_event_type", s));
+            }
+            if kind == Kind::Str && s.is_empty() {
+                return Err(Rejection::new("missing_field", name));
+            }
+            Cell::Str(s)
+        }
+        (Kind::Timestamp, Raw::Str(s)) => {
+            Cell::Millis(parse_rfc3339_ms(&s).ok_or_else(|| Rejection::new("bad_timestamp", format!("{name}={s}")))?)
+        }
+        (Kind::Date, Raw::Str(s)) => {
+            Cell::Days(parse_date_days(&s).ok_or_else(|| Rejection::new("wrong_type", format!("{name}={s}")))?)
+        }
+        (Kind::Int64, Raw::Int(Some(i))) => Cell::Int(i),
+        (Kind::Int32, Raw::Int(Some(i))) if i32::try_from(i).is_ok() => Cell::Int(i),
+        _ => return Err(Rejection::new("wrong_type", name)),
+    })
+}
+
+/// The contract as a struct that borrows from the payload: the fast path for the common case
+/// (no unknown fields, no escaped strings). Anything else falls back to the general path.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Borrowed<'a> {
+    event_id: Option<&'a str>,
+    event_type: Option<&'a str>,
+    event_ts: Option<&'a str>,
+    user_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+    song_id: Option<&'a str>,
+    song_name: Option<&'a str>,
+    artist_id: Option<&'a str>,
+    artist_name: Option<&'a str>,
+    album: Option<&'a str>,
+    genre: Option<&'a str>,
+    release_date: Option<&'a str>,
+    duration_ms: Option<i64>,
+    position_ms: Option<i64>,
+    device_type: Option<&'a str>,
+    country: Option<&'a str>,
+    city: Option<&'a str>,
+    timezone: Option<&'a str>,
+    subscription: Option<&'a str>,
+    playlist_id: Option<&'a str>,
+    schema_version: Option<i64>,
+}
+
+impl<'a> Borrowed<'a> {
+    /// The fields in [`CONTRACT`] order.
+    fn raw(self) -> [Raw<'a>; 21] {
+        let s = |v: Option<&'a str>| v.map_or(Raw::Missing, |x| Raw::Str(Cow::Borrowed(x)));
+        let i = |v: Option<i64>| v.map_or(Raw::Missing, |x| Raw::Int(Some(x)));
+        [
+            s(self.event_id), s(self.event_type), s(self.event_ts), s(self.user_id), s(self.session_id),
+            s(self.song_id), s(self.song_name), s(self.artist_id), s(self.artist_name), s(self.album),
+            s(self.genre), s(self.release_date), i(self.duration_ms), i(self.position_ms),
+            s(self.device_type), s(self.country), s(self.city), s(self.timezone), s(self.subscription),
+            s(self.playlist_id), i(self.schema_version),
+        ]
+    }
+}
+
+fn from_raw<'a>(raw: impl IntoIterator<Item = Raw<'a>>, extra: Option<String>) -> Result<ValidEvent<'a>, Rejection> {
+    let mut cells = Vec::with_capacity(CONTRACT.len());
+    let mut event_ts_ms = 0;
+    for ((name, kind), r) in CONTRACT.iter().zip(raw) {
+        let cell = validate(name, *kind, r)?;
+        if let Cell::Millis(ms) = cell {
+            event_ts_ms = ms;
+        }
+        cells.push(cell);
+    }
+    Ok(ValidEvent { cells, event_ts_ms, extra })
+}
+
 /// Parses and validates one Kafka payload against the contract.
-pub fn parse_event(payload: &[u8]) -> Result<ValidEvent, Rejection> {
+pub fn parse_event(payload: &[u8]) -> Result<ValidEvent<'_>, Rejection> {
     if payload.len() > MAX_EVENT_BYTES {
         return Err(Rejection::new("oversized", format!("{} bytes > {}", payload.len(), MAX_EVENT_BYTES)));
     }
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| Rejection::new("not_utf8", e.to_string()))?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| Rejection::new("invalid_json", e.to_string()))?;
+    let text = std::str::from_utf8(payload).map_err(|e| Rejection::new("not_utf8", e.to_string()))?;
+    if let Ok(b) = serde_json::from_str::<Borrowed<'_>>(text) {
+        return from_raw(b.raw(), None);
+    }
+    parse_general(text)
+}
+
+/// The general path: any valid JSON, unknown fields kept, escapes decoded.
+fn parse_general(text: &str) -> Result<ValidEvent<'_>, Rejection> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Rejection::new("invalid_json", e.to_string()))?;
     let Value::Object(mut obj) = value else {
         return Err(Rejection::new("invalid_json", "not a JSON object"));
     };
-    let mut cells = Vec::with_capacity(CONTRACT.len());
-    let mut event_ts_ms = 0;
-    for (name, kind) in CONTRACT {
-        let v = obj.remove(name);
-        let cell = match (kind, v) {
-            (Kind::OptStr, None | Some(Value::Null)) => Cell::Null,
-            (_, None | Some(Value::Null)) => return Err(Rejection::new("missing_field", name)),
-            (Kind::Str | Kind::OptStr, Some(Value::String(s))) => {
-                if name == "event_type" && !EVENT_TYPES.contains(&s.as_str()) {
-                    return Err(Rejection::new("unknown_event_type", s));
-                }
-                if kind == Kind::Str && s.is_empty() {
-                    return Err(Rejection::new("missing_field", name));
-                }
-                Cell::Str(s)
-            }
-            (Kind::Timestamp, Some(Value::String(s))) => {
-                let ms = parse_rfc3339_ms(&s)
-                    .ok_or_else(|| Rejection::new("bad_timestamp", format!("{name}={s}")))?;
-                event_ts_ms = ms;
-                Cell::Millis(ms)
-            }
-            (Kind::Date, Some(Value::String(s))) => Cell::Days(
-                parse_date_days(&s).ok_or_else(|| Rejection::new("wrong_type", format!("{name}={s}")))?,
-            ),
-            (Kind::Int64 | Kind::Int32, Some(Value::Number(n))) => {
-                let i = n.as_i64().ok_or_else(|| Rejection::new("wrong_type", name))?;
-                if kind == Kind::Int32 && i32::try_from(i).is_err() {
-                    return Err(Rejection::new("wrong_type", name));
-                }
-                Cell::Int(i)
-            }
-            (_, Some(_)) => return Err(Rejection::new("wrong_type", name)),
-        };
-        cells.push(cell);
-    }
+    let raw: Vec<Raw<'_>> = CONTRACT
+        .iter()
+        .map(|(name, _)| match obj.remove(*name) {
+            None | Some(Value::Null) => Raw::Missing,
+            Some(Value::String(s)) => Raw::Str(Cow::Owned(s)),
+            Some(Value::Number(n)) => Raw::Int(n.as_i64()),
+            Some(_) => Raw::Other,
+        })
+        .collect();
     let extra = if obj.is_empty() { None } else { Some(Value::Object(obj).to_string()) };
-    Ok(ValidEvent { cells, event_ts_ms, extra })
+    from_raw(raw, extra)
 }
 
 /// Accumulates valid events into the typed bronze columns.
@@ -228,7 +299,7 @@ impl BronzeBuilder {
         self.rows
     }
 
-    pub fn append(&mut self, ev: &ValidEvent, topic: &str, partition: i32, offset: i64) {
+    pub fn append(&mut self, ev: &ValidEvent<'_>, topic: &str, partition: i32, offset: i64) {
         let (mut s, mut i) = (0, 0);
         for ((_, kind), cell) in CONTRACT.iter().zip(&ev.cells) {
             match (kind, cell) {
@@ -366,7 +437,30 @@ fn parse_date_days(s: &str) -> Option<i32> {
 
 /// Parses RFC 3339 timestamps (any offset, optional fraction) to UTC milliseconds.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    parse_canonical_ms(s).or_else(|| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()))
+}
+
+/// The contract's own form, `YYYY-MM-DDTHH:MM:SS.mmmZ`, without the general parser: it is what
+/// almost every event carries, once per record on the drain's hot path.
+fn parse_canonical_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as i64))
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let days = days_from_civil(y, mo as u32, d as u32);
+    // Reject dates like 02-31 that the day count would silently roll over.
+    if civil_from_days(days) != (y, mo as u32, d as u32) {
+        return None;
+    }
+    Some(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + sec * 1000 + ms)
 }
 
 #[cfg(test)]
@@ -408,7 +502,8 @@ mod tests {
     fn valid_event_parses_and_keeps_unknown_fields() {
         let mut v = sample();
         v["mood"] = "happy".into();
-        let ev = parse_event(v.to_string().as_bytes()).unwrap();
+        let payload = v.to_string();
+        let ev = parse_event(payload.as_bytes()).unwrap();
         assert_eq!(ev.event_ts_ms, 1_768_471_200_000);
         assert_eq!(ev.extra.as_deref(), Some(r#"{"mood":"happy"}"#));
         let mut b = BronzeBuilder::default();
@@ -416,6 +511,23 @@ mod tests {
         let batch = b.finish().unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(batch.schema(), bronze_schema());
+    }
+
+    #[test]
+    fn fast_and_general_paths_agree() {
+        let mut escaped = sample();
+        escaped["song_name"] = "Say \"hi\" \\ to São Paulo".into();
+        for v in [sample(), escaped] {
+            let text = v.to_string();
+            assert_eq!(parse_event(text.as_bytes()).unwrap(), parse_general(&text).unwrap());
+        }
+        for ms in (0..2_000).map(|i| 1_700_000_000_000i64 + i * 7_777_777_777) {
+            let mut s = String::new();
+            format_rfc3339_ms(ms, &mut s);
+            assert_eq!(parse_canonical_ms(&s), chrono::DateTime::parse_from_rfc3339(&s).ok().map(|t| t.timestamp_millis()));
+        }
+        assert_eq!(parse_canonical_ms("2026-02-31T00:00:00.000Z"), None);
+        assert_eq!(parse_rfc3339_ms("2026-01-15T11:00:00+01:00"), Some(1_768_471_200_000));
     }
 
     #[test]

@@ -174,10 +174,15 @@ impl Lake {
 
 pub const MANIFEST_ROOT: &str = "bronze/_manifests";
 
-/// `date=YYYY-MM-DD/hour=HH` of a UTC time.
+/// (day since the epoch, hour) of a UTC time: a bronze partition, cheap to compare.
+pub fn day_hour(ts_ms: i64) -> (i64, u32) {
+    (ts_ms.div_euclid(86_400_000), (ts_ms.rem_euclid(86_400_000) / 3_600_000) as u32)
+}
+
+/// `(YYYY-MM-DD, HH)` of a UTC time: the `date=`/`hour=` of its bronze partition.
 pub fn hour_partition(ts_ms: i64) -> (String, u32) {
-    let days = ts_ms.div_euclid(86_400_000);
-    (format_date(days), (ts_ms.rem_euclid(86_400_000) / 3_600_000) as u32)
+    let (day, hour) = day_hour(ts_ms);
+    (format_date(day), hour)
 }
 
 pub fn batch_id(topic: &str, partition: i32, start: i64) -> String {

@@ -1,0 +1,128 @@
+"""Draining benchmark: records/s and MB/s, side by side in one run, as ratios.
+
+    .venv/bin/python bench/drain.py [--events 2000000] [--seed-style-events 50000]
+
+On one topic of our simulated events (same broker, same data):
+  1. Kafka's own org.apache.kafka.tools.ConsumerPerformance: read only, the ceiling;
+  2. our drain (Rust): read, validate, Arrow, Parquet (zstd), MinIO, manifests;
+  3. our drain as two processes, each over half the partitions (1 -> 2 tasks);
+  4. a seed-style Python consumer (kafka-python, JSON files to MinIO with boto3).
+Also the drain's peak RSS (VmHWM), measured in a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import fresh_topic, kafka_tool, ratio_table, stack_env  # noqa: E402
+
+from spotify_pipeline import _core  # noqa: E402
+
+SIM = {"seed": 1, "start_ms": 1_772_323_200_000, "users": 20_000, "songs": 20_000}
+DRAIN = {"group_id": "bench", "dataset": "spotify_events", "batch_max_records": 100_000, "batch_max_bytes": 64 << 20, "idle_timeout_s": 60}
+
+CHILD = """
+import json, resource, sys, time
+from spotify_pipeline import _core
+kafka, lake, opts = (json.loads(a) for a in sys.argv[1:4])
+t = time.perf_counter()
+s = _core.drain(kafka, lake, opts)
+wall = time.perf_counter() - t
+hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))
+print(json.dumps({"rows": s["rows"], "bytes": s["bytes"], "wall_s": wall, "rss_kb": hwm}))
+"""
+
+
+def drain_processes(env, topic, prefix, partition_sets):
+    kafka = {"client": {"bootstrap.servers": env["SPOTIFY_KAFKA_BOOTSTRAP"]}, "topic": topic, "timeout_s": 60}
+    lake = {"url": f"s3://{env['SPOTIFY_LAKE_BUCKET']}/{prefix}", "options": {
+        "aws_endpoint": env["SPOTIFY_S3_ENDPOINT"], "aws_allow_http": "true", "aws_access_key_id": env["SPOTIFY_S3_ACCESS_KEY"],
+        "aws_secret_access_key": env["SPOTIFY_S3_SECRET_KEY"], "aws_region": "us-east-1",
+    }}
+    t = time.perf_counter()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(kafka), json.dumps(lake), json.dumps({**DRAIN, "partitions": ps})],
+                         stdout=subprocess.PIPE, text=True)
+        for ps in partition_sets
+    ]
+    outs = [json.loads(p.communicate()[0]) for p in procs]
+    wall = time.perf_counter() - t
+    return sum(o["rows"] for o in outs), wall, max(o["rss_kb"] for o in outs)
+
+
+def seed_style(env, topic, n):
+    import boto3
+    from kafka import KafkaConsumer
+
+    s3 = boto3.client("s3", endpoint_url=env["SPOTIFY_S3_ENDPOINT"], aws_access_key_id=env["SPOTIFY_S3_ACCESS_KEY"],
+                      aws_secret_access_key=env["SPOTIFY_S3_SECRET_KEY"], region_name="us-east-1")
+    c = KafkaConsumer(topic, bootstrap_servers=env["SPOTIFY_KAFKA_BOOTSTRAP"], auto_offset_reset="earliest",
+                      group_id=f"seed-{uuid.uuid4().hex[:6]}", enable_auto_commit=True, consumer_timeout_ms=10_000)
+    batch, done, size, prefix = [], 0, 0, f"bench-seed/{uuid.uuid4().hex[:6]}"
+    t = time.perf_counter()
+    for msg in c:
+        event = json.loads(msg.value)
+        batch.append(event)
+        size += len(msg.value)
+        done += 1
+        if len(batch) == 1_000 or done == n:
+            now = time.gmtime()
+            key = f"{prefix}/bronze/date={time.strftime('%Y-%m-%d', now)}/hour={now.tm_hour:02d}/events_batch_{done}.json"
+            s3.put_object(Bucket=env["SPOTIFY_LAKE_BUCKET"], Key=key, Body=json.dumps(batch).encode())
+            batch = []
+        if done >= n:
+            break
+    wall = time.perf_counter() - t
+    c.close()
+    return done / wall, size / 1e6 / wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=2_000_000)
+    ap.add_argument("--seed-style-events", type=int, default=50_000)
+    args = ap.parse_args()
+    env = stack_env()
+    n = args.events
+    topic = fresh_topic("drain")
+    kafka = {"client": {"bootstrap.servers": env["SPOTIFY_KAFKA_BOOTSTRAP"]}, "topic": topic, "timeout_s": 60}
+    produced = _core.produce(kafka, SIM, {"count": n, "partitions": 4})
+    mb = produced["bytes"] / 1e6
+    print(f"topic {topic}: {n:,} events, {mb:,.0f} MB", flush=True)
+
+    out = kafka_tool(env, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", env["SPOTIFY_KAFKA_BOOTSTRAP"],
+                     "--topic", topic, "--messages", str(n), "--group", f"cp-{uuid.uuid4().hex[:6]}", "--timeout", "60000")
+    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
+    row = [line for line in out.splitlines() if re.match(r"^\d{4}-", line)][-1].split(",")
+    cp = (float(row[5]), float(row[3]))
+    print(f"ConsumerPerformance: {cp[0]:,.0f} records/s", flush=True)
+
+    rows1, wall1, rss1 = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[]])
+    assert rows1 == n, rows1
+    print(f"drain, 1 task: {n / wall1:,.0f} records/s, peak RSS {rss1 / 1024:.0f} MB", flush=True)
+    rows2, wall2, rss2 = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[0, 2], [1, 3]])
+    assert rows2 == n, rows2
+    print(f"drain, 2 tasks: {n / wall2:,.0f} records/s", flush=True)
+    seed = seed_style(env, topic, args.seed_style_events)
+
+    rows = [
+        ("Kafka ConsumerPerformance (read only)", *cp),
+        ("spotify-pipeline drain, 1 task (Rust)", n / wall1, mb / wall1),
+        ("spotify-pipeline drain, 2 tasks", n / wall2, mb / wall2),
+        ("seed-style Python consumer (kafka-python + JSON to MinIO)", *seed),
+    ]
+    print(f"\ndraining {n:,} events ({mb:,.0f} MB, 4 partitions) into MinIO, one broker, 2 cores:\n")
+    print(ratio_table(rows, "Kafka ConsumerPerformance (read only)"))
+    print(f"\nours / seed-style: {rows[1][1] / seed[0]:.0f}x; peak RSS of one drain: {rss1 / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
