@@ -97,6 +97,26 @@ class DuckDBWarehouseHook(BaseHook):
             )"""
         )
 
+    def replace_reference_tables(self, con, files: dict[str, list[str]], schema: str = "reference") -> dict[str, int]:
+        """Replaces each reference table (songs, artists, users, subscriptions) with the rows of
+        its Parquet files, in one transaction: a re-run gives the same tables."""
+        schema = identifier(schema)
+        counts = {}
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            for table, paths in sorted(files.items()):
+                name = f"{schema}.{identifier(table)}"
+                # `catalog=<seed>-<songs>-<users>` in the key becomes a column: several catalogs can
+                # share the lake without mixing their rows.
+                con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet(?, hive_partitioning = true)", [paths])
+                counts[table] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return counts
+
     def loaded_batch_ids(self, con) -> set[str]:
         return {r[0] for r in con.execute(f"SELECT batch_id FROM {self.ledger_table}").fetchall()}
 

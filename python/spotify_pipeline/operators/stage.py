@@ -20,7 +20,9 @@ class StageToWarehouseOperator(BaseOperator):
     bronze table, each batch with its ledger entry in one transaction. A re-run is a no-op.
 
     The Rust core reads the manifests and turns each batch into a load-ready Parquet file;
-    the warehouse loads it. Returns a summary XCom: batches, rows, files, skipped.
+    the warehouse loads it. With ``load_reference`` it also replaces the dimension tables
+    ``reference.songs/artists/users/subscriptions`` from the lake's ``reference/`` data.
+    Returns a summary XCom: batches, rows, files, skipped, reference table row counts.
     """
 
     template_fields: Sequence[str] = ("topic", "lake_url", "schema", "table")
@@ -35,6 +37,7 @@ class StageToWarehouseOperator(BaseOperator):
         topic: str = "spotify_events",
         schema: str = "bronze",
         table: str = "spotify_events",
+        load_reference: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -44,6 +47,7 @@ class StageToWarehouseOperator(BaseOperator):
         self.topic = topic
         self.schema = schema
         self.table = table
+        self.load_reference = load_reference
 
     def execute(self, context: Context) -> dict[str, Any]:
         warehouse = DuckDBWarehouseHook(self.duckdb_conn_id, self.schema, self.table)
@@ -54,6 +58,7 @@ class StageToWarehouseOperator(BaseOperator):
         pending = _core.pending_batches(lake, self.topic, sorted(loaded))
         self.log.info("%d committed batches in %s, %d already loaded, %d to load", len(pending) + len(loaded), self.lake_url, len(loaded), len(pending))
         summary = {"batches": 0, "rows": 0, "files": 0, "skipped_already_loaded": len(loaded), "table": warehouse.bronze_table}
+        summary["reference"] = self._load_reference(warehouse, lake) if self.load_reference else {}
         if not pending:
             return summary
         with tempfile.TemporaryDirectory(prefix="spotify-stage-") as tmp:
@@ -69,3 +74,18 @@ class StageToWarehouseOperator(BaseOperator):
                     Path(batch["local_path"]).unlink(missing_ok=True)
         self.log.info("Loaded %s rows from %d batches into %s", f"{summary['rows']:,}", summary["batches"], warehouse.bronze_table)
         return summary
+
+    def _load_reference(self, warehouse: DuckDBWarehouseHook, lake: dict[str, Any]) -> dict[str, int]:
+        """Dimension tables from the lake's reference/ data (published by the producer)."""
+        with tempfile.TemporaryDirectory(prefix="spotify-reference-") as tmp:
+            fetched = _core.fetch_prefix(lake, "reference", ".parquet", tmp)
+            files: dict[str, list[str]] = {}
+            for key, path in fetched:
+                files.setdefault(key.split("/")[1], []).append(path)
+            if not files:
+                self.log.info("No reference data in %s/reference", self.lake_url)
+                return {}
+            with warehouse.connect() as con:
+                counts = warehouse.replace_reference_tables(con, files)
+        self.log.info("Reference tables: %s", counts)
+        return counts

@@ -99,6 +99,16 @@ def test_dag_end_to_end_reconciles_every_layer(stack, airflow_env, topic, lake_p
             for d, s, p in con.execute("select event_date, song_id, plays from gold.fct_song_plays_daily").fetchall()
         )
     assert stage["rows"] == truth["valid"] and wh_ids == expected
+    # Dimension tables from the lake's reference data cover every song and user of the events.
+    assert stage["reference"] == {"songs": 2_000, "artists": 250, "users": 500, "subscriptions": stage["reference"]["subscriptions"]}
+    with duckdb.connect(str(db), read_only=True) as con:
+        orphans = con.execute(
+            """select count(*) from bronze.spotify_events e
+               left join reference.songs s on s.song_id = e.song_id and s.catalog = '2026-2000-500'
+               left join reference.users u on u.user_id = e.user_id and u.catalog = '2026-2000-500'
+               where s.song_id is null or u.user_id is null or s.artist_id <> e.artist_id"""
+        ).fetchone()[0]
+    assert orphans == 0
     assert silver == (len(set(expected)),) * 2 == (truth["valid"] - truth["duplicates"],) * 2
 
     # Gold, against plays counted straight from the bronze Parquet files (one per event_id).

@@ -56,6 +56,28 @@ pub struct PreparedBatch {
     pub local_path: String,
 }
 
+/// Copies every object under `prefix` (with `suffix`) into `out_dir`, keeping key paths.
+/// Returns (key, local path) pairs in key order. Used for reference data (dimension tables).
+pub fn fetch_prefix(lake_cfg: &LakeConfig, prefix: &str, suffix: &str, out_dir: &Path) -> Result<Vec<(String, String)>> {
+    let rt = crate::runtime::runtime()?;
+    let lake = Lake::open(lake_cfg)?;
+    rt.block_on(async {
+        lake.check().await?;
+        let keys: Vec<String> = lake.list(prefix).await?.into_iter().filter(|k| k.ends_with(suffix)).collect();
+        let bodies = futures::future::try_join_all(keys.iter().map(|k| lake.get(k))).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, body) in keys.into_iter().zip(bodies) {
+            let local = out_dir.join(&key);
+            if let Some(dir) = local.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&local, &body)?;
+            out.push((key, local.to_string_lossy().into_owned()));
+        }
+        Ok(out)
+    })
+}
+
 /// Committed batches of `topic` whose ids are not in `loaded`, in offset order.
 pub fn pending(lake_cfg: &LakeConfig, topic: &str, loaded: &HashSet<String>) -> Result<Vec<Manifest>> {
     let rt = crate::runtime::runtime()?;

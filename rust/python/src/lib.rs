@@ -197,6 +197,14 @@ fn prepare_batches(py: Python<'_>, lake: &Bound<'_, PyAny>, manifests: &Bound<'_
     to_py(py, &prepared)
 }
 
+/// Copies the objects under `prefix` ending in `suffix` into `out_dir`; returns (key, path) pairs.
+#[pyfunction]
+fn fetch_prefix(py: Python<'_>, lake: &Bound<'_, PyAny>, prefix: &str, suffix: &str, out_dir: std::path::PathBuf) -> PyResult<Vec<(String, String)>> {
+    let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
+    let (prefix, suffix) = (prefix.to_string(), suffix.to_string());
+    py.detach(|| core::stage::fetch_prefix(&lake, &prefix, &suffix, &out_dir)).map_err(to_pyerr)
+}
+
 /// The warehouse bronze table's columns: (name, type, nullable).
 #[pyfunction]
 fn load_columns() -> Vec<(String, &'static str, bool)> {
@@ -224,6 +232,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(topic_partitions, m)?)?;
     m.add_function(wrap_pyfunction!(pending_batches, m)?)?;
     m.add_function(wrap_pyfunction!(prepare_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(fetch_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(load_columns, m)?)?;
     Ok(())
 }
