@@ -27,7 +27,7 @@ from spotify_pipeline.operators import (
     StageToWarehouseOperator,
 )
 from spotify_pipeline.operators.drain import partition_sets
-from spotify_pipeline.sensors import KafkaLagSensor
+from spotify_pipeline.sensors import BronzeBatchSensor, KafkaLagSensor
 
 LAKE_URL = "{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}"
 DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
@@ -93,6 +93,15 @@ with DAG(
         lake_url=LAKE_URL,
         outlets=[Asset("s3://spotify-lake/bronze/spotify_events")],
     ).expand(partitions=drain_sets)
+    wait_for_batches = BronzeBatchSensor(
+        task_id="wait_for_batches",
+        topic="{{ params.topic }}",
+        lake_url=LAKE_URL,
+        min_batches=1,
+        deferrable=True,
+        poke_interval=10,
+        timeout=3600,
+    )
     stage = StageToWarehouseOperator(
         task_id="stage",
         topic="{{ params.topic }}",
@@ -108,4 +117,4 @@ with DAG(
     )
 
     produce >> wait_for_records >> drain_sets
-    drain >> stage >> dbt_build
+    drain >> wait_for_batches >> stage >> dbt_build

@@ -30,6 +30,18 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "Spotify Pipeline",
+                "python-modules": ["spotify_pipeline.sensors.kafka_lag", "spotify_pipeline.sensors.bronze_batch"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Spotify Pipeline",
+                "python-modules": ["spotify_pipeline.triggers.kafka_lag", "spotify_pipeline.triggers.bronze_batch"],
+            }
+        ],
         "hooks": [
             {
                 "integration-name": "Spotify Pipeline",

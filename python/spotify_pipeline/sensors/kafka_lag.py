@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, Context
+from airflow.sdk import Context
 
 from spotify_pipeline import _core
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
 from spotify_pipeline.hooks.lake import LakeHook
+from spotify_pipeline.sensors.base import CheckThenDeferSensor
 from spotify_pipeline.triggers.kafka_lag import KafkaLagTrigger, lag_reached
 
 
-class KafkaLagSensor(BaseSensorOperator):
+class KafkaLagSensor(CheckThenDeferSensor):
     """Succeeds when at least ``min_lag`` records of ``topic`` are not in the lake yet, or the
     oldest of them is older than ``max_age_s``: the signal to run a drain.
 
@@ -24,6 +25,7 @@ class KafkaLagSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("topic", "lake_url", "min_lag", "max_age_s")
     ui_color = "#B3E5FC"
+    result_key = "report"
 
     def __init__(
         self,
@@ -34,11 +36,9 @@ class KafkaLagSensor(BaseSensorOperator):
         topic: str = "spotify_events",
         min_lag: int | str = 1,
         max_age_s: float | str | None = None,
-        deferrable: bool = True,
         timeout_s: int = 30,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("poke_interval", 30)
         super().__init__(**kwargs)
         self.lake_url = lake_url
         self.kafka_conn_id = kafka_conn_id
@@ -46,9 +46,7 @@ class KafkaLagSensor(BaseSensorOperator):
         self.topic = topic
         self.min_lag = min_lag
         self.max_age_s = max_age_s
-        self.deferrable = deferrable
         self.timeout_s = timeout_s
-        self._report: dict[str, Any] | None = None
 
     def _configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         kafka = SpotifyKafkaHook(self.kafka_conn_id).kafka_config(self.topic, self.timeout_s)
@@ -58,25 +56,10 @@ class KafkaLagSensor(BaseSensorOperator):
         return None if self.max_age_s in (None, "") else float(self.max_age_s)
 
     def poke(self, context: Context) -> bool:
-        self._report = _core.lag(*self._configs())
-        self.log.info("lag of %s behind %s: %s records (oldest undrained at %s ms)", self.lake_url, self.topic, self._report["lag"], self._report["oldest_undrained_ms"])
-        return lag_reached(self._report, int(self.min_lag), self._max_age())
+        self._result = _core.lag(*self._configs())
+        self.log.info("lag of %s behind %s: %s records (oldest undrained at %s ms)", self.lake_url, self.topic, self._result["lag"], self._result["oldest_undrained_ms"])
+        return lag_reached(self._result, int(self.min_lag), self._max_age())
 
-    def execute(self, context: Context) -> Any:
-        if self.poke(context):
-            return self._report
-        if not self.deferrable:
-            super().execute(context)
-            return self._report
+    def make_trigger(self) -> KafkaLagTrigger:
         kafka, lake = self._configs()
-        self.defer(
-            trigger=KafkaLagTrigger(kafka, lake, int(self.min_lag), self._max_age(), float(self.poke_interval)),
-            method_name="execute_complete",
-            timeout=self.execution_timeout,
-        )
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        if event.get("status") != "ready":
-            raise RuntimeError(f"KafkaLagSensor: {event.get('message', event)}")
-        self.log.info("lag reached: %s records", event["report"]["lag"])
-        return event["report"]
+        return KafkaLagTrigger(kafka, lake, int(self.min_lag), self._max_age(), float(self.poke_interval))

@@ -70,6 +70,7 @@ def test_dag_end_to_end_reconciles_every_layer(stack, airflow_env, topic, lake_p
     assert xcom["drain"]["mapped_tasks"] == 3
     assert sorted(p["partition"] for p in xcom["drain"]["partitions"]) == [0, 1, 2]
     assert xcom["wait_for_records"]["lag"] == events
+    assert xcom["wait_for_batches"]["batches"] == len(xcom["drain"]["batches"]) > 0
     produce, drain, stage, dbt = xcom["produce"], xcom["drain"], xcom["stage"], xcom["dbt_build"]
     truth = produce["sim"]
 

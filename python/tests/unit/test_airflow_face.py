@@ -36,8 +36,8 @@ def test_the_dag_chains_the_four_stages():
     assert bag.import_errors == {}
     dag = bag.dags["spotify_pipeline"]
     order = [t.task_id for t in dag.topological_sort()]
-    assert order == ["produce", "wait_for_records", "plan_drain", "drain", "stage", "dbt_build"]
-    assert dag.get_task("wait_for_records").deferrable
+    assert order == ["produce", "wait_for_records", "plan_drain", "drain", "wait_for_batches", "stage", "dbt_build"]
+    assert dag.get_task("wait_for_records").deferrable and dag.get_task("wait_for_batches").deferrable
     assert {"events", "seed", "topic", "rate_per_s", "late_rate", "duplicate_rate", "malformed_rate"} <= set(dag.params)
     assert dag.get_task("stage").pool == dag.get_task("dbt_build").pool == "spotify_duckdb"
 

@@ -1,0 +1,71 @@
+"""BronzeBatchSensor and its trigger on the real stack: committed, unloaded batches."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from spotify_pipeline import _core
+from spotify_pipeline.operators.stage import StageToWarehouseOperator
+from spotify_pipeline.sensors import BronzeBatchSensor
+from spotify_pipeline.triggers.bronze_batch import BronzeBatchTrigger, unloaded_batches
+
+pytestmark = pytest.mark.integration
+
+SIM = {"seed": 41, "start_ms": 1_772_323_200_000, "users": 100, "songs": 300}
+DRAIN = {"group_id": "sensor-tests", "batch_max_records": 500}
+
+
+def test_sensor_and_trigger_follow_the_ledger(stack, topic, lake_prefix, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    db = str(tmp_path / "wh.duckdb")
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE_BB", json.dumps({
+        "conn_type": "aws", "login": stack.access_key, "password": stack.secret_key, "extra": {"endpoint_url": stack.s3_endpoint},
+    }))
+    monkeypatch.setenv("AIRFLOW_CONN_DUCKDB_BB", json.dumps({"conn_type": "duckdb", "extra": {"path": db}}))
+    kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
+    _core.produce(kafka, SIM, {"count": 2_000})
+    drained = _core.drain(kafka, lake, DRAIN)
+    n = len(drained["batches"])
+
+    # Before any load (no database file yet): every committed batch is pending.
+    sensor = BronzeBatchSensor(task_id="bb", topic=topic, lake_url=lake["url"], lake_conn_id="lake_bb", duckdb_conn_id="duckdb_bb", min_batches=n)
+    assert sensor.execute(context={}) == unloaded_batches(lake, topic, db, "bronze._loads")
+    assert sensor.execute(context={})["batches"] == n and sensor.execute(context={})["rows"] == 2_000
+
+    StageToWarehouseOperator(task_id="stage", topic=topic, lake_url=lake["url"], lake_conn_id="lake_bb", duckdb_conn_id="duckdb_bb").execute(context={})
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context={})
+    path, kwargs = deferred.value.trigger.serialize()
+    assert path.endswith("BronzeBatchTrigger") and kwargs["duckdb_path"] == db
+
+    async def first_event(trigger, timeout):
+        return await asyncio.wait_for(anext(trigger.run()), timeout)
+
+    with pytest.raises(TimeoutError):  # all loaded: it waits
+        asyncio.run(first_event(BronzeBatchTrigger(lake, topic, db, "bronze._loads", 1, 0.2), 2))
+
+    # A writer holds the DuckDB file: the check reports "busy", and the trigger keeps waiting.
+    writer = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({db!r}); print('locked', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        assert unloaded_batches(lake, topic, db, "bronze._loads") is None
+        _core.produce(kafka, {**SIM, "seed": 42}, {"count": 600})
+        _core.drain(kafka, lake, DRAIN)
+        with pytest.raises(TimeoutError):
+            asyncio.run(first_event(BronzeBatchTrigger(lake, topic, db, "bronze._loads", 1, 0.2), 2))
+    finally:
+        writer.kill()
+        writer.wait()
+    time.sleep(0.2)
+    event = asyncio.run(first_event(BronzeBatchTrigger(lake, topic, db, "bronze._loads", 1, 0.2), 30))
+    assert event.payload["status"] == "ready" and event.payload["pending"]["rows"] == 600
