@@ -38,6 +38,7 @@ class StageToWarehouseOperator(BaseOperator):
         schema: str = "bronze",
         table: str = "spotify_events",
         load_reference: bool = True,
+        chunk_batches: int = 64,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -48,6 +49,7 @@ class StageToWarehouseOperator(BaseOperator):
         self.schema = schema
         self.table = table
         self.load_reference = load_reference
+        self.chunk_batches = chunk_batches
 
     def execute(self, context: Context) -> dict[str, Any]:
         warehouse = DuckDBWarehouseHook(self.duckdb_conn_id, self.schema, self.table)
@@ -61,17 +63,22 @@ class StageToWarehouseOperator(BaseOperator):
         summary["reference"] = self._load_reference(warehouse, lake) if self.load_reference else {}
         if not pending:
             return summary
+        # In chunks: each chunk is prepared, then loaded batch by batch, so progress is kept as
+        # it goes and local disk use stays bounded by one chunk.
+        progress = log_progress(self.log)
         with tempfile.TemporaryDirectory(prefix="spotify-stage-") as tmp:
-            prepared = _core.prepare_batches(lake, pending, tmp, log_progress(self.log))
-            with warehouse.connect() as con:
-                for batch in prepared:
-                    if warehouse.load_batch(con, batch):
-                        summary["batches"] += 1
-                        summary["rows"] += batch["rows"]
-                        summary["files"] += len(batch["files"])
-                    else:
-                        summary["skipped_already_loaded"] += 1
-                    Path(batch["local_path"]).unlink(missing_ok=True)
+            for i in range(0, len(pending), self.chunk_batches):
+                prepared = _core.prepare_batches(lake, pending[i : i + self.chunk_batches], tmp, progress)
+                with warehouse.connect() as con:
+                    for batch in prepared:
+                        if warehouse.load_batch(con, batch):
+                            summary["batches"] += 1
+                            summary["rows"] += batch["rows"]
+                            summary["files"] += len(batch["files"])
+                        else:
+                            summary["skipped_already_loaded"] += 1
+                        Path(batch["local_path"]).unlink(missing_ok=True)
+                self.log.info("loaded %d of %d batches", min(i + self.chunk_batches, len(pending)), len(pending))
         self.log.info("Loaded %s rows from %d batches into %s", f"{summary['rows']:,}", summary["batches"], warehouse.bronze_table)
         return summary
 

@@ -1,0 +1,88 @@
+"""Exactly-once staging, whatever kills it: 20 random kill -9s of the stager during loads, each
+followed by a re-run, leave the warehouse with exactly the committed bronze rows."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from reconcile import committed_bronze, manifests
+from spotify_pipeline import _core
+
+pytestmark = pytest.mark.integration
+
+SIM = {"seed": 51, "start_ms": 1_772_323_200_000, "users": 1_000, "songs": 1_000}
+STAGE_SCRIPT = """
+import json, os, sys
+os.environ["AIRFLOW_CONN_LAKE_KILL"] = sys.argv[1]
+os.environ["AIRFLOW_CONN_DUCKDB_KILL"] = sys.argv[2]
+from spotify_pipeline.operators.stage import StageToWarehouseOperator
+StageToWarehouseOperator(task_id="stage", topic=sys.argv[3], lake_url=sys.argv[4], lake_conn_id="lake_kill",
+                         duckdb_conn_id="duckdb_kill", load_reference=False).execute(context={})
+"""
+
+
+def test_twenty_kill9s_of_the_stager_keep_counts_exact(stack, topic, lake_prefix, tmp_path):
+    kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
+    produced = 0
+
+    def add_backlog(seed: int, n: int) -> None:
+        nonlocal produced
+        _core.produce(kafka, {**SIM, "seed": seed}, {"count": n})
+        # Many small batches: each is one load transaction, so kills land between and inside them.
+        _core.drain(kafka, lake, {"group_id": "stage-kill", "batch_max_records": 300})
+        produced += n
+
+    add_backlog(51, 200_000)
+    db = tmp_path / "wh.duckdb"
+    args = [
+        json.dumps({"conn_type": "aws", "login": stack.access_key, "password": stack.secret_key, "extra": {"endpoint_url": stack.s3_endpoint}}),
+        json.dumps({"conn_type": "duckdb", "extra": {"path": str(db)}}),
+        topic,
+        lake["url"],
+    ]
+
+    def loaded() -> tuple[int, int, int]:
+        if not db.exists():
+            return 0, 0, 0
+        with duckdb.connect(str(db), read_only=True) as con:
+            if not con.execute("select count(*) from information_schema.tables where table_name = '_loads'").fetchone()[0]:
+                return 0, 0, 0
+            rows = con.execute("select count(*) from bronze.spotify_events").fetchone()[0]
+            ledger_batches, ledger_rows = con.execute("select count(*), coalesce(sum(rows), 0) from bronze._loads").fetchone()
+            return rows, ledger_batches, ledger_rows
+
+    rng = random.Random(5)
+    kills, progressed, last = 0, 0, 0
+    while kills < 20:
+        proc = subprocess.Popen([sys.executable, "-c", STAGE_SCRIPT, *args], stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(2.0, 4.5))  # importing Airflow takes ~1.5 s of each run
+        if proc.poll() is not None:
+            assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+            add_backlog(100 + kills, 60_000)  # all loaded: give the next run work to be killed in
+            continue
+        proc.kill()
+        proc.wait()
+        kills += 1
+        rows, batches, ledger_rows = loaded()
+        # After every kill: the rows are exactly those of the batches in the ledger.
+        assert rows == ledger_rows, f"kill {kills}: {rows} rows but the ledger accounts for {ledger_rows}"
+        progressed += batches > last
+        last = batches
+    assert progressed >= 10, "most kills should come after some progress, or the test proves little"
+
+    done = subprocess.run([sys.executable, "-c", STAGE_SCRIPT, *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows, batches, ledger_rows = loaded()
+    bronze = committed_bronze(stack, lake_prefix, topic)
+    n_batches = len(manifests(stack, lake_prefix, topic))
+    assert (rows, batches, ledger_rows) == (bronze.num_rows, n_batches, bronze.num_rows) == (produced, n_batches, produced)
+    with duckdb.connect(str(db), read_only=True) as con:
+        ids = sorted(r[0] for r in con.execute("select event_id from bronze.spotify_events").fetchall())
+    assert ids == sorted(bronze.column("event_id").to_pylist())
