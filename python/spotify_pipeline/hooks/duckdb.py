@@ -120,42 +120,40 @@ class DuckDBWarehouseHook(BaseHook):
     def loaded_batch_ids(self, con) -> set[str]:
         return {r[0] for r in con.execute(f"SELECT batch_id FROM {self.ledger_table}").fetchall()}
 
-    def load_batch(self, con, batch: dict[str, Any]) -> bool:
-        """Loads one prepared batch and its ledger entry in one transaction.
+    def load_batches(self, con, batches: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Loads prepared batches and their ledger rows in one transaction: all or nothing.
 
-        Returns False, changing nothing, if the ledger already has the batch.
+        Batches the ledger already has are skipped. Returns (loaded, skipped).
         """
         con.execute("BEGIN TRANSACTION")
         try:
-            seen = con.execute(
-                f"SELECT 1 FROM {self.ledger_table} WHERE batch_id = ?", [batch["batch_id"]]
-            ).fetchone()
-            if seen:
+            ids = [b["batch_id"] for b in batches]
+            seen = {r[0] for r in con.execute(f"SELECT batch_id FROM {self.ledger_table} WHERE list_contains(?, batch_id)", [ids]).fetchall()}
+            todo = [b for b in batches if b["batch_id"] not in seen]
+            skipped = [b for b in batches if b["batch_id"] in seen]
+            if not todo:
                 con.execute("ROLLBACK")
-                return False
+                return [], skipped
+            paths = [p for b in todo for p in b["local_paths"]]
+            # The files sit at <local root>/<lake key>: the key is each row's source_file.
+            root_len = len(todo[0]["local_paths"][0]) - len(todo[0]["files"][0])
             before = con.execute(f"SELECT count(*) FROM {self.bronze_table}").fetchone()[0]
             con.execute(
-                f"INSERT INTO {self.bronze_table} BY NAME SELECT * FROM read_parquet(?)",
-                [batch["local_path"]],
+                f"""INSERT INTO {self.bronze_table} BY NAME
+                    SELECT * EXCLUDE (filename), substr(filename, ?) AS source_file
+                    FROM read_parquet(?, filename = true, hive_partitioning = false)""",
+                [root_len + 1, paths],
             )
-            after = con.execute(f"SELECT count(*) FROM {self.bronze_table}").fetchone()[0]
-            if after - before != batch["rows"]:
-                raise RuntimeError(
-                    f"batch {batch['batch_id']}: inserted {after - before} rows, expected {batch['rows']}"
-                )
-            con.execute(
+            inserted = con.execute(f"SELECT count(*) FROM {self.bronze_table}").fetchone()[0] - before
+            expected = sum(b["rows"] for b in todo)
+            if inserted != expected:
+                raise RuntimeError(f"inserted {inserted} rows for {len(todo)} batches whose manifests say {expected}")
+            con.executemany(
                 f"INSERT INTO {self.ledger_table} VALUES (?, ?, ?, ?, ?, ?, now())",
-                [
-                    batch["batch_id"],
-                    batch["partition"],
-                    batch["start_offset"],
-                    batch["end_offset"],
-                    batch["files"],
-                    batch["rows"],
-                ],
+                [[b["batch_id"], b["partition"], b["start_offset"], b["end_offset"], b["files"], b["rows"]] for b in todo],
             )
             con.execute("COMMIT")
-            return True
+            return todo, skipped
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -17,7 +17,8 @@ from spotify_pipeline.progress import log_progress
 
 class StageToWarehouseOperator(BaseOperator):
     """Loads every committed, not-yet-loaded bronze batch of ``topic`` into the warehouse's
-    bronze table, each batch with its ledger entry in one transaction. A re-run is a no-op.
+    bronze table, with the batches' ledger entries in the same transaction (one per chunk of
+    ``chunk_batches``). A re-run is a no-op.
 
     The Rust core reads the manifests and turns each batch into a load-ready Parquet file;
     the warehouse loads it. With ``load_reference`` it also replaces the dimension tables
@@ -63,21 +64,21 @@ class StageToWarehouseOperator(BaseOperator):
         summary["reference"] = self._load_reference(warehouse, lake) if self.load_reference else {}
         if not pending:
             return summary
-        # In chunks: each chunk is prepared, then loaded batch by batch, so progress is kept as
-        # it goes and local disk use stays bounded by one chunk.
+        # In chunks: each chunk is prepared, then loaded with its ledger rows in one transaction,
+        # so progress is kept as it goes and local disk use stays bounded by one chunk.
         progress = log_progress(self.log)
         with tempfile.TemporaryDirectory(prefix="spotify-stage-") as tmp:
             for i in range(0, len(pending), self.chunk_batches):
                 prepared = _core.prepare_batches(lake, pending[i : i + self.chunk_batches], tmp, progress)
                 with warehouse.connect() as con:
-                    for batch in prepared:
-                        if warehouse.load_batch(con, batch):
-                            summary["batches"] += 1
-                            summary["rows"] += batch["rows"]
-                            summary["files"] += len(batch["files"])
-                        else:
-                            summary["skipped_already_loaded"] += 1
-                        Path(batch["local_path"]).unlink(missing_ok=True)
+                    loaded_now, skipped = warehouse.load_batches(con, prepared)
+                summary["batches"] += len(loaded_now)
+                summary["rows"] += sum(b["rows"] for b in loaded_now)
+                summary["files"] += sum(len(b["files"]) for b in loaded_now)
+                summary["skipped_already_loaded"] += len(skipped)
+                for batch in prepared:
+                    for path in batch["local_paths"]:
+                        Path(path).unlink(missing_ok=True)
                 self.log.info("loaded %d of %d batches", min(i + self.chunk_batches, len(pending)), len(pending))
         self.log.info("Loaded %s rows from %d batches into %s", f"{summary['rows']:,}", summary["batches"], warehouse.bronze_table)
         return summary

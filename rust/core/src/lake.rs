@@ -152,12 +152,10 @@ impl Lake {
             Some(p) => format!("{MANIFEST_ROOT}/{topic}/{p}"),
             None => format!("{MANIFEST_ROOT}/{topic}"),
         };
-        let mut out = Vec::new();
-        for key in self.list(&prefix).await? {
-            if !key.ends_with(".json") {
-                continue;
-            }
-            let bytes = self.get(&key).await?;
+        let keys: Vec<String> = self.list(&prefix).await?.into_iter().filter(|k| k.ends_with(".json")).collect();
+        let bodies = futures::future::try_join_all(keys.iter().map(|k| self.get(k))).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, bytes) in keys.iter().zip(bodies) {
             let m: Manifest = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::data(format!("manifest {key} is not valid: {e}")))?;
             out.push(m);

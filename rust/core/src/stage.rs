@@ -1,15 +1,13 @@
-//! Staging: committed bronze batches that the warehouse has not loaded yet, turned into
-//! load-ready Parquet files on local disk. The warehouse side (Python) loads each file and
+//! Staging: committed bronze batches that the warehouse has not loaded yet, fetched and
+//! checked as load-ready Parquet on local disk. The warehouse side (Python) loads each batch and
 //! writes its ledger entry in one transaction.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
 
 use crate::event::bronze_schema;
@@ -51,9 +49,10 @@ pub struct PreparedBatch {
     pub start_offset: i64,
     pub end_offset: i64,
     pub rows: u64,
+    /// The batch's bronze files: their lake keys, and where they now are on local disk
+    /// (`<out_dir>/<key>`, so the key is the local path less `out_dir/`).
     pub files: Vec<String>,
-    /// The load-ready file on local disk.
-    pub local_path: String,
+    pub local_paths: Vec<String>,
 }
 
 /// Copies every object under `prefix` (with `suffix`) into `out_dir`, keeping key paths.
@@ -88,8 +87,9 @@ pub fn pending(lake_cfg: &LakeConfig, topic: &str, loaded: &HashSet<String>) -> 
     })
 }
 
-/// Fetches each pending batch's bronze files and writes one load-ready Parquet file per batch
-/// into `out_dir`. Checks every batch's row count against its manifest.
+/// Fetches the pending batches' bronze files into `out_dir` (at `<out_dir>/<key>`): they are
+/// already typed Parquet, so they load as they are. Checks each file's footer (schema and row
+/// count, nothing decoded) against the bronze schema and its manifest first.
 pub fn prepare(lake_cfg: &LakeConfig, batches: &[Manifest], out_dir: &Path, progress: &mut ProgressFn<'_>) -> Result<Vec<PreparedBatch>> {
     let rt = crate::runtime::runtime()?;
     let lake = Lake::open(lake_cfg)?;
@@ -98,32 +98,33 @@ pub fn prepare(lake_cfg: &LakeConfig, batches: &[Manifest], out_dir: &Path, prog
     let mut meter = ProgressMeter::new("stage", Some(total));
     let mut done = 0u64;
     let mut out = Vec::with_capacity(batches.len());
+    // Every file of these batches at once: the transfer, not the loop, sets the pace.
+    let keys: Vec<&str> = batches.iter().flat_map(|m| m.files.iter().map(|f| f.key.as_str())).collect();
+    let mut fetched = rt.block_on(futures::future::try_join_all(keys.iter().map(|k| lake.get(k))))?.into_iter();
+    let expected = bronze_schema();
     for m in batches {
-        let fetched = rt.block_on(futures::future::try_join_all(m.files.iter().map(|f| lake.get(&f.key))))?;
-        let local = out_dir.join(format!("{}.parquet", m.batch_id));
-        let tmp = local.with_extension("parquet.partial");
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = ArrowWriter::try_new(file, load_schema(), None)?;
-        let mut rows = 0u64;
-        for (entry, bytes) in m.files.iter().zip(fetched) {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-            for rb in reader {
-                let rb = rb?;
-                if rb.schema().fields() != bronze_schema().fields() {
-                    return Err(Error::data(format!("{} does not have the bronze schema", entry.key)));
-                }
-                let source: ArrayRef = Arc::new(StringArray::from(vec![entry.key.as_str(); rb.num_rows()]));
-                let mut cols = rb.columns().to_vec();
-                cols.push(source);
-                rows += rb.num_rows() as u64;
-                w.write(&RecordBatch::try_new(load_schema(), cols)?)?;
+        let mut local_paths = Vec::with_capacity(m.files.len());
+        for entry in &m.files {
+            let bytes = fetched.next().expect("one body per key");
+            let footer = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?;
+            if footer.schema().fields() != expected.fields() {
+                return Err(Error::data(format!("{} does not have the bronze schema", entry.key)));
             }
+            let rows = footer.metadata().file_metadata().num_rows() as u64;
+            if rows != entry.rows {
+                return Err(Error::data(format!("{} has {rows} rows but the manifest of {} says {}", entry.key, m.batch_id, entry.rows)));
+            }
+            let local = out_dir.join(&entry.key);
+            if let Some(dir) = local.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&local, &bytes)?;
+            local_paths.push(local.to_string_lossy().into_owned());
         }
-        w.close()?;
+        let rows: u64 = m.files.iter().map(|f| f.rows).sum();
         if rows != m.rows {
-            return Err(Error::data(format!("batch {} has {rows} rows in its files but its manifest says {}", m.batch_id, m.rows)));
+            return Err(Error::data(format!("batch {} lists files of {rows} rows but says {}", m.batch_id, m.rows)));
         }
-        std::fs::rename(&tmp, &local)?;
         done += rows;
         meter.tick(done, 0, false, progress)?;
         out.push(PreparedBatch {
@@ -133,7 +134,7 @@ pub fn prepare(lake_cfg: &LakeConfig, batches: &[Manifest], out_dir: &Path, prog
             end_offset: m.end_offset,
             rows,
             files: m.files.iter().map(|f| f.key.clone()).collect(),
-            local_path: local.to_string_lossy().into_owned(),
+            local_paths,
         });
     }
     meter.tick(done, 0, true, progress)?;

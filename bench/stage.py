@@ -1,0 +1,80 @@
+"""Staging benchmark: rows/s from MinIO bronze into DuckDB, against DuckDB's own
+`INSERT INTO ... SELECT * FROM read_parquet(...)` of the same files (its ceiling).
+
+    .venv/bin/python bench/stage.py [--events 1000000]
+
+Ours is the whole StageToWarehouseOperator path, timed end to end: read the manifests, fetch
+the files from MinIO (Rust), verify them, and load each batch with its ledger row in one
+transaction. DuckDB's reference reads local copies of the same files: it has no S3 client here
+(its httpfs extension is a download this machine cannot make), so its time leaves out the
+transfer that ours includes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import fresh_topic, stack_env  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    args = ap.parse_args()
+    env = stack_env()
+    n = args.events
+    bucket, prefix = env["SPOTIFY_LAKE_BUCKET"], f"bench/{uuid.uuid4().hex[:8]}"
+    os.environ["AIRFLOW_CONN_BENCH_LAKE"] = json.dumps({
+        "conn_type": "aws", "login": env["SPOTIFY_S3_ACCESS_KEY"], "password": env["SPOTIFY_S3_SECRET_KEY"],
+        "extra": {"endpoint_url": env["SPOTIFY_S3_ENDPOINT"]},
+    })
+    import duckdb
+
+    from spotify_pipeline import _core
+    from spotify_pipeline.hooks.lake import LakeHook
+    from spotify_pipeline.operators.stage import StageToWarehouseOperator
+
+    topic = fresh_topic("stage")
+    lake_url = f"s3://{bucket}/{prefix}"
+    lake = LakeHook(lake_url, "bench_lake").lake_config()
+    kafka = {"client": {"bootstrap.servers": env["SPOTIFY_KAFKA_BOOTSTRAP"]}, "topic": topic, "timeout_s": 60}
+    _core.produce(kafka, {"seed": 1, "start_ms": 1_772_323_200_000, "users": 20_000, "songs": 20_000}, {"count": n, "partitions": 4})
+    drained = _core.drain(kafka, lake, {"group_id": "bench"})
+    print(f"{n:,} events in {len(drained['batches'])} batches, {len(drained['files'])} files", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # Ours, end to end.
+        os.environ["AIRFLOW_CONN_BENCH_DUCKDB"] = json.dumps({"conn_type": "duckdb", "extra": {"path": f"{tmp}/ours.duckdb"}})
+        op = StageToWarehouseOperator(task_id="stage", topic=topic, lake_url=lake_url, lake_conn_id="bench_lake",
+                                      duckdb_conn_id="bench_duckdb", load_reference=False)
+        t = time.perf_counter()
+        summary = op.execute(context={})
+        ours = time.perf_counter() - t
+        assert summary["rows"] == n, summary
+
+        # DuckDB's own read_parquet of the same files, from local copies.
+        files = [p for _, p in _core.fetch_prefix(lake, "bronze/spotify_events", ".parquet", f"{tmp}/copy")]
+        with duckdb.connect(f"{tmp}/ref.duckdb") as con:
+            con.execute("create table t as select * from read_parquet(?) limit 0", [files])
+            t = time.perf_counter()
+            con.execute("insert into t select * from read_parquet(?)", [files])
+            ref = time.perf_counter() - t
+            assert con.execute("select count(*) from t").fetchone()[0] == n
+
+    print(f"\nstaging {n:,} rows from MinIO bronze into DuckDB:\n")
+    print("| path | seconds | rows/s | × DuckDB read_parquet time |")
+    print("|---|---:|---:|---:|")
+    print(f"| DuckDB INSERT ... SELECT * FROM read_parquet (local copies) | {ref:.2f} | {n / ref:,.0f} | 1.00 |")
+    print(f"| StageToWarehouseOperator (MinIO → ledgered DuckDB load) | {ours:.2f} | {n / ours:,.0f} | {ours / ref:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
