@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator
 from typing import Any
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from spotify_pipeline import _core
 from spotify_pipeline.hooks.duckdb import identifier
+from spotify_pipeline.triggers.base import PollingTrigger
 
 
 def unloaded_batches(lake: dict[str, Any], topic: str, duckdb_path: str, ledger: str) -> dict[str, Any] | None:
@@ -37,18 +34,19 @@ def unloaded_batches(lake: dict[str, Any], topic: str, duckdb_path: str, ledger:
     return {"batches": len(pending), "rows": sum(m["rows"] for m in pending), "batch_ids": [m["batch_id"] for m in pending][:50]}
 
 
-class BronzeBatchTrigger(BaseTrigger):
+class BronzeBatchTrigger(PollingTrigger):
     """Fires ``{"status": "ready", "pending": ...}`` once at least ``min_batches`` committed
     batches are unloaded; ``{"status": "error", ...}`` if a check fails."""
 
+    result_key = "pending"
+
     def __init__(self, lake: dict[str, Any], topic: str, duckdb_path: str, ledger: str, min_batches: int = 1, poke_interval: float = 30.0) -> None:
-        super().__init__()
+        super().__init__(poke_interval)
         self.lake = lake
         self.topic = topic
         self.duckdb_path = duckdb_path
         self.ledger = ledger
         self.min_batches = min_batches
-        self.poke_interval = poke_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -59,15 +57,8 @@ class BronzeBatchTrigger(BaseTrigger):
             },
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        while True:
-            try:
-                pending = await asyncio.to_thread(unloaded_batches, self.lake, self.topic, self.duckdb_path, self.ledger)
-            except Exception as e:  # noqa: BLE001 - reported to the sensor, which fails the task
-                yield TriggerEvent({"status": "error", "message": f"{type(e).__name__}: {e}"})
-                return
-            if pending is not None and pending["batches"] >= self.min_batches:
-                yield TriggerEvent({"status": "ready", "pending": pending})
-                return
-            self.log.info("unloaded batches: %s; next check in %ss", "warehouse busy" if pending is None else pending["batches"], self.poke_interval)
-            await asyncio.sleep(self.poke_interval)
+    def check(self) -> dict[str, Any] | None:
+        return unloaded_batches(self.lake, self.topic, self.duckdb_path, self.ledger)
+
+    def is_ready(self, pending: dict[str, Any] | None) -> bool:
+        return pending is not None and pending["batches"] >= self.min_batches
