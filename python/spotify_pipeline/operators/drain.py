@@ -54,6 +54,9 @@ class KafkaDrainOperator(BaseOperator):
     ``KafkaDrainOperator.partial(...).expand(partitions=[[0, 3], [1, 4], [2, 5]])`` runs one task
     per set in parallel (see :func:`partition_sets`).
 
+    ``file_format="ndjson"`` writes the records as they came, one JSON line each with their Kafka
+    coordinates, instead of typed Parquet; the stager types them on the way in.
+
     Resumes from the lake's manifests, so a re-run after any failure neither loses nor repeats
     an offset. Bad records go to ``quarantine/`` with a reason. Returns a summary XCom: rows,
     files, quarantined by reason, offset ranges, lag left.
@@ -70,6 +73,7 @@ class KafkaDrainOperator(BaseOperator):
         lake_conn_id: str | None = LakeHook.default_conn_name,
         topic: str = "spotify_events",
         dataset: str = "spotify_events",
+        file_format: str = "parquet",
         group_id: str = "spotify-pipeline-drain",
         partitions: list[int] | None = None,
         batch_max_records: int = 100_000,
@@ -86,6 +90,9 @@ class KafkaDrainOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
         self.topic = topic
         self.dataset = dataset
+        if file_format not in ("parquet", "ndjson"):
+            raise ValueError(f"file_format must be parquet or ndjson, got {file_format!r}")
+        self.file_format = file_format
         self.group_id = group_id
         self.partitions = partitions
         self.batch_max_records = batch_max_records
@@ -102,6 +109,7 @@ class KafkaDrainOperator(BaseOperator):
             "group_id": self.group_id,
             "partitions": [int(p) for p in (self.partitions or [])],
             "dataset": self.dataset,
+            "format": self.file_format,
             "batch_max_records": self.batch_max_records,
             "batch_max_bytes": self.batch_max_bytes,
             "max_records": int(self.max_records) if self.max_records not in (None, "") else None,

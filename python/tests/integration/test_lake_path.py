@@ -155,3 +155,37 @@ def test_wrong_lake_endpoint_fails_fast_with_a_clear_error(stack, topic):
 def test_draining_a_missing_topic_says_so(stack, lake_prefix):
     with pytest.raises(sp.KafkaError, match="does not exist"):
         _core.drain(stack.kafka("no_such_topic_here"), stack.lake(lake_prefix), DRAIN)
+
+
+def test_ndjson_bronze_keeps_records_as_they_came_and_stages_typed(stack, topic, lake_prefix, tmp_path, monkeypatch):
+    n = 3_000
+    sim = {**SIM, "faults": {"malformed_rate": 0.01, "duplicate_rate": 0.01}}
+    records = _core.simulate(sim, n)
+    produced = _core.produce(stack.kafka(topic), sim, {**PRODUCE, "count": n})
+    drained = _core.drain(stack.kafka(topic), stack.lake(lake_prefix), {**DRAIN, "format": "ndjson"})
+    assert drained["rows"] == produced["sim"]["valid"] and drained["quarantined_by_reason"] == produced["sim"]["malformed_by_class"]
+    s3 = stack.s3()
+    lines = []
+    for m in manifests(stack, lake_prefix, topic):
+        for f in m["files"]:
+            assert f["key"].endswith(".ndjson")
+            body = s3.get_object(Bucket=stack.bucket, Key=f"{lake_prefix}/{f['key']}")["Body"].read()
+            lines += [json.loads(x) for x in body.splitlines()]
+    # Each record exactly as produced, with its coordinates.
+    by_id = {}
+    for kind, r in records:
+        if not kind.startswith("malformed"):
+            by_id[json.loads(r)["event_id"]] = json.loads(r)
+    assert sorted(x["event"]["event_id"] for x in lines) == sorted(json.loads(r)["event_id"] for k, r in records if not k.startswith("malformed"))
+    assert all(x["event"] == by_id[x["event"]["event_id"]] and x["kafka_topic"] == topic for x in lines)
+    coords = [(x["kafka_partition"], x["kafka_offset"]) for x in lines]
+    assert duplicates(coords) == {}
+
+    db = tmp_path / "wh.duckdb"
+    staged = stage(monkeypatch, stack, lake_prefix, topic, db)
+    assert staged["rows"] == len(lines)
+    with duckdb.connect(str(db), read_only=True) as con:
+        wh = sorted(con.execute("select kafka_partition, kafka_offset from bronze.spotify_events").fetchall())
+        typed = con.execute("select typeof(event_ts), count(distinct source_file) from bronze.spotify_events group by 1").fetchall()
+    assert wh == sorted(coords)
+    assert typed[0][0] == "TIMESTAMP" and typed[0][1] == sum(len(m["files"]) for m in manifests(stack, lake_prefix, topic))

@@ -30,6 +30,7 @@ pub struct DrainOptions {
     #[serde(default)]
     pub partitions: Vec<i32>,
     pub dataset: String,
+    pub format: Format,
     pub batch_max_records: usize,
     pub batch_max_bytes: usize,
     /// Stop after this many records (the default is to drain up to the high watermarks seen at
@@ -46,6 +47,7 @@ impl Default for DrainOptions {
             group_id: "spotify-pipeline-drain".into(),
             partitions: vec![],
             dataset: "spotify_events".into(),
+            format: Format::Parquet,
             batch_max_records: 100_000,
             batch_max_bytes: 16 << 20,
             max_records: None,
@@ -98,14 +100,51 @@ struct OpenBatch {
     records: usize,
     bytes: usize,
     /// Keyed by UTC (day since the epoch, hour): the file's date=/hour= partition.
-    bronze: BTreeMap<(i64, u32), BronzeBuilder>,
+    bronze: BTreeMap<(i64, u32), BronzeFile>,
     quarantine: BTreeMap<(i64, u32), Vec<u8>>,
     reasons: BTreeMap<String, u64>,
+    format: Format,
+}
+
+/// How bronze files are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Typed columns (the bronze schema), zstd: the default.
+    #[default]
+    Parquet,
+    /// One line per record: `{"kafka_topic", "kafka_partition", "kafka_offset", "event": <the
+    /// record as it came>}`. The stager types it on the way into the warehouse.
+    Ndjson,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// The rows of one bronze file being built.
+enum BronzeFile {
+    Parquet(BronzeBuilder),
+    Ndjson { lines: Vec<u8>, rows: u64 },
 }
 
 impl OpenBatch {
-    fn new(start: i64) -> Self {
-        Self { start, last: start, records: 0, bytes: 0, bronze: BTreeMap::new(), quarantine: BTreeMap::new(), reasons: BTreeMap::new() }
+    fn new(start: i64, format: Format) -> Self {
+        Self {
+            start,
+            last: start,
+            records: 0,
+            bytes: 0,
+            bronze: BTreeMap::new(),
+            quarantine: BTreeMap::new(),
+            reasons: BTreeMap::new(),
+            format,
+        }
     }
 
     fn add(&mut self, topic: &str, partition: i32, offset: i64, kafka_ts_ms: Option<i64>, payload: &[u8]) -> Result<()> {
@@ -114,7 +153,24 @@ impl OpenBatch {
         self.bytes += payload.len();
         match parse_event(payload) {
             Ok(ev) => {
-                self.bronze.entry(lake::day_hour(ev.event_ts_ms)).or_default().append(&ev, topic, partition, offset);
+                let format = self.format;
+                let file = self.bronze.entry(lake::day_hour(ev.event_ts_ms)).or_insert_with(|| match format {
+                    Format::Parquet => BronzeFile::Parquet(BronzeBuilder::default()),
+                    Format::Ndjson => BronzeFile::Ndjson { lines: Vec::new(), rows: 0 },
+                });
+                match file {
+                    BronzeFile::Parquet(b) => b.append(&ev, topic, partition, offset),
+                    BronzeFile::Ndjson { lines, rows } => {
+                        // The payload is a valid JSON object: it embeds as it came.
+                        let head = serde_json::json!({"kafka_topic": topic, "kafka_partition": partition, "kafka_offset": offset});
+                        let head = head.to_string();
+                        lines.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+                        lines.extend_from_slice(b",\"event\":");
+                        lines.extend_from_slice(payload);
+                        lines.extend_from_slice(b"}\n");
+                        *rows += 1;
+                    }
+                }
             }
             Err(rej) => {
                 *self.reasons.entry(rej.class.to_string()).or_default() += 1;
@@ -245,7 +301,7 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
                     Timestamp::NotAvailable => None,
                     t => t.to_millis(),
                 };
-                let batch = open.entry(p).or_insert_with(|| OpenBatch::new(off));
+                let batch = open.entry(p).or_insert_with(|| OpenBatch::new(off, opts.format));
                 batch.add(&kafka.topic, p, off, ts, m.payload().unwrap_or_default())?;
                 done_records += 1;
                 let full = batch.records >= opts.batch_max_records || batch.bytes >= opts.batch_max_bytes;
@@ -364,10 +420,12 @@ async fn commit_batch(lake: &Lake, topic: &str, partition: i32, mut b: OpenBatch
     let id = lake::batch_id(topic, partition, b.start);
     let mut files = Vec::new();
     let mut puts = Vec::new();
-    for ((day, hour), builder) in b.bronze.iter_mut() {
-        let rows = builder.rows() as u64;
-        let bytes = encode_parquet(&builder.finish()?)?;
-        let key = lake::bronze_key(dataset, &format_date(*day), *hour, &id);
+    for ((day, hour), file) in std::mem::take(&mut b.bronze) {
+        let (rows, bytes) = match file {
+            BronzeFile::Parquet(mut builder) => (builder.rows() as u64, encode_parquet(&builder.finish()?)?),
+            BronzeFile::Ndjson { lines, rows } => (rows, lines),
+        };
+        let key = lake::bronze_key(dataset, &format_date(day), hour, &id, b.format.extension());
         files.push(FileEntry { key: key.clone(), rows, bytes: bytes.len() as u64 });
         puts.push((key, bytes));
     }
@@ -447,7 +505,7 @@ mod tests {
 
     #[test]
     fn a_batch_splits_by_event_hour_and_quarantines_with_reasons() {
-        let mut b = OpenBatch::new(10);
+        let mut b = OpenBatch::new(10, Format::Parquet);
         let ok = |ts: &str| serde_json::json!({
             "event_id": "e", "event_type": "play", "event_ts": ts, "user_id": "u", "session_id": "s",
             "song_id": "so", "song_name": "n", "artist_id": "a", "artist_name": "an", "album": "al",

@@ -3,7 +3,7 @@
 //!
 //! Layout (DESIGN.md):
 //! ```text
-//! bronze/<dataset>/date=YYYY-MM-DD/hour=HH/<topic>+<partition>+<start offset, 20 digits>.parquet
+//! bronze/<dataset>/date=YYYY-MM-DD/hour=HH/<topic>+<partition>+<start offset, 20 digits>.parquet (or .ndjson)
 //! bronze/_manifests/<topic>/<partition>/<start offset>.json       the commit log
 //! quarantine/<dataset>/date=YYYY-MM-DD/hour=HH/<topic>+<partition>+<start>.jsonl
 //! ```
@@ -187,8 +187,8 @@ pub fn batch_id(topic: &str, partition: i32, start: i64) -> String {
     format!("{topic}+{partition}+{start:020}")
 }
 
-pub fn bronze_key(dataset: &str, date: &str, hour: u32, batch: &str) -> String {
-    format!("bronze/{dataset}/date={date}/hour={hour:02}/{batch}.parquet")
+pub fn bronze_key(dataset: &str, date: &str, hour: u32, batch: &str, extension: &str) -> String {
+    format!("bronze/{dataset}/date={date}/hour={hour:02}/{batch}.{extension}")
 }
 
 pub fn quarantine_key(dataset: &str, date: &str, hour: u32, batch: &str) -> String {
@@ -235,7 +235,7 @@ mod tests {
         let (date, hour) = hour_partition(1_768_471_200_000);
         assert_eq!((date.as_str(), hour), ("2026-01-15", 10));
         assert_eq!(
-            bronze_key("spotify_events", &date, hour, &b),
+            bronze_key("spotify_events", &date, hour, &b, "parquet"),
             "bronze/spotify_events/date=2026-01-15/hour=10/spotify_events+2+00000000000000001500.parquet"
         );
         assert_eq!(manifest_key("t", 0, 9), "bronze/_manifests/t/0/00000000000000000009.json");

@@ -55,6 +55,26 @@ pub struct PreparedBatch {
     pub local_paths: Vec<String>,
 }
 
+/// Types an NDJSON bronze file (see [`crate::drain::Format::Ndjson`]) into bronze Parquet.
+fn ndjson_to_parquet(key: &str, body: &[u8]) -> Result<Vec<u8>> {
+    #[derive(Deserialize)]
+    struct Line {
+        kafka_topic: String,
+        kafka_partition: i32,
+        kafka_offset: i64,
+        event: serde_json::Value,
+    }
+    let mut builder = crate::event::BronzeBuilder::default();
+    for (i, raw) in body.split(|&c| c == b'\n').filter(|l| !l.is_empty()).enumerate() {
+        let line: Line = serde_json::from_slice(raw).map_err(|e| Error::data(format!("{key} line {}: {e}", i + 1)))?;
+        let payload = line.event.to_string();
+        let ev = crate::event::parse_event(payload.as_bytes())
+            .map_err(|r| Error::data(format!("{key} line {}: {} ({})", i + 1, r.class, r.detail)))?;
+        builder.append(&ev, &line.kafka_topic, line.kafka_partition, line.kafka_offset);
+    }
+    crate::drain::encode_parquet(&builder.finish()?)
+}
+
 /// Copies every object under `prefix` (with `suffix`) into `out_dir`, keeping key paths.
 /// Returns (key, local path) pairs in key order. Used for reference data (dimension tables).
 pub fn fetch_prefix(lake_cfg: &LakeConfig, prefix: &str, suffix: &str, out_dir: &Path) -> Result<Vec<(String, String)>> {
@@ -105,7 +125,10 @@ pub fn prepare(lake_cfg: &LakeConfig, batches: &[Manifest], out_dir: &Path, prog
     for m in batches {
         let mut local_paths = Vec::with_capacity(m.files.len());
         for entry in &m.files {
-            let bytes = fetched.next().expect("one body per key");
+            let mut bytes = fetched.next().expect("one body per key");
+            if entry.key.ends_with(".ndjson") {
+                bytes = ndjson_to_parquet(&entry.key, &bytes)?.into();
+            }
             let footer = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?;
             if footer.schema().fields() != expected.fields() {
                 return Err(Error::data(format!("{} does not have the bronze schema", entry.key)));
