@@ -34,6 +34,9 @@ command -v "$PY" >/dev/null || PY=python3
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11+ is needed ($PY is older)"
 
 # ---- uv and the virtualenv ----
+# One setup at a time (2 cores; concurrent cargo builds or venv syncs only thrash): later callers wait.
+exec 9>"${TMPDIR:-/tmp}/spotify-pipeline-setup.lock"
+flock 9
 if ! command -v uv >/dev/null; then
   log "installing uv"
   "$PY" -m pip install -q --disable-pip-version-check uv==0.13.8
