@@ -54,7 +54,7 @@ def main() -> None:
         # Ours, end to end.
         os.environ["AIRFLOW_CONN_BENCH_DUCKDB"] = json.dumps({"conn_type": "duckdb", "extra": {"path": f"{tmp}/ours.duckdb"}})
         op = StageToWarehouseOperator(task_id="stage", topic=topic, lake_url=lake_url, lake_conn_id="bench_lake",
-                                      duckdb_conn_id="bench_duckdb", load_reference=False)
+                                      warehouse_conn_id="bench_duckdb", load_reference=False)
         t = time.perf_counter()
         summary = op.execute(context={})
         ours = time.perf_counter() - t

@@ -40,6 +40,13 @@ def prepare_batches(
     manifests: list[dict[str, Any]],
     out_dir: str,
     progress: ProgressCallback | None = None,
-) -> list[dict[str, Any]]: ...
+    source_file_column: bool = False,
+) -> list[dict[str, Any]]:
+    """Fetches the batches' bronze files into ``out_dir`` (at ``<out_dir>/<key>``), checked against
+    their manifests; quarantine files are typed into Parquet at ``<out_dir>/<key>.parquet``. With
+    ``source_file_column`` the bronze files are rewritten with a ``source_file`` column."""
 def fetch_prefix(lake: dict[str, Any], prefix: str, suffix: str, out_dir: str) -> list[tuple[str, str]]: ...
-def load_columns() -> list[tuple[str, str, bool]]: ...
+def put_object(lake: dict[str, Any], key: str, data: bytes) -> None:
+    """Writes ``data`` to ``key`` in the lake, replacing any object there."""
+def load_columns(table: str = "events") -> list[tuple[str, str, bool]]:
+    """Columns of a warehouse load table, ``events`` or ``quarantine``: (name, type, nullable)."""

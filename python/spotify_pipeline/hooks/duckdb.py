@@ -42,11 +42,21 @@ class DuckDBWarehouseHook(BaseHook):
     conn_type = "duckdb"
     hook_name = "DuckDB (Spotify Pipeline)"
 
-    def __init__(self, duckdb_conn_id: str = default_conn_name, schema: str = "bronze", table: str = "spotify_events") -> None:
+    # DuckDB derives each row's source_file from the file path: no Parquet rewrite needed.
+    needs_source_file_column = False
+
+    def __init__(
+        self, duckdb_conn_id: str = default_conn_name, schema: str = "bronze", table: str = "spotify_events", path: str | None = None
+    ) -> None:
         super().__init__()
         self.duckdb_conn_id = duckdb_conn_id
         self.schema = identifier(schema)
         self.table = identifier(table)
+        self._path = path
+
+    def ref(self) -> dict[str, str]:
+        """What a trigger needs to find this warehouse again, without a connection lookup."""
+        return {"conn_type": "duckdb", "path": self.path, "schema": self.schema, "table": self.table}
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -58,6 +68,8 @@ class DuckDBWarehouseHook(BaseHook):
 
     @property
     def path(self) -> str:
+        if self._path:
+            return self._path
         conn = self.get_connection(self.duckdb_conn_id)
         path = conn.extra_dejson.get("path") or conn.host
         if not path:
@@ -78,13 +90,36 @@ class DuckDBWarehouseHook(BaseHook):
     def ledger_table(self) -> str:
         return f"{self.schema}._loads"
 
+    @property
+    def quarantine_table(self) -> str:
+        return f"{self.schema}.{self.table}_quarantine"
+
+    def loaded_batch_ids_or_busy(self) -> set[str] | None:
+        """The ledger's batch ids, read-only, or None while another process writes the file."""
+        import duckdb
+
+        if not Path(self.path).exists():
+            return set()
+        try:
+            with duckdb.connect(self.path, read_only=True) as con:
+                exists = con.execute(
+                    "select count(*) from information_schema.tables where table_schema = ? and table_name = '_loads'", [self.schema]
+                ).fetchone()[0]
+                return self.loaded_batch_ids(con) if exists else set()
+        except duckdb.IOException as e:
+            if "lock" in str(e).lower():
+                return None
+            raise
+
     def ensure_tables(self, con) -> None:
-        cols = ",\n  ".join(
-            f"{name} {DUCKDB_TYPES[kind]}{'' if nullable else ' NOT NULL'}"
-            for name, kind, nullable in _core.load_columns()
-        )
+        def columns(table: str) -> str:
+            return ",\n  ".join(
+                f"{name} {DUCKDB_TYPES[kind]}{'' if nullable else ' NOT NULL'}" for name, kind, nullable in _core.load_columns(table)
+            )
+
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-        con.execute(f"CREATE TABLE IF NOT EXISTS {self.bronze_table} (\n  {cols}\n)")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {self.bronze_table} (\n  {columns('events')}\n)")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {self.quarantine_table} (\n  {columns('quarantine')}\n)")
         con.execute(
             f"""CREATE TABLE IF NOT EXISTS {self.ledger_table} (
               batch_id VARCHAR PRIMARY KEY,
@@ -93,9 +128,12 @@ class DuckDBWarehouseHook(BaseHook):
               end_offset BIGINT NOT NULL,
               files VARCHAR[] NOT NULL,
               rows BIGINT NOT NULL,
-              loaded_at TIMESTAMP NOT NULL
+              loaded_at TIMESTAMP NOT NULL,
+              quarantined BIGINT NOT NULL DEFAULT 0
             )"""
         )
+        # Ledgers written before quarantine was loaded.
+        con.execute(f"ALTER TABLE {self.ledger_table} ADD COLUMN IF NOT EXISTS quarantined BIGINT DEFAULT 0")
 
     def replace_reference_tables(self, con, files: dict[str, list[str]], schema: str = "reference") -> dict[str, int]:
         """Replaces each reference table (songs, artists, users, subscriptions) with the rows of
@@ -148,9 +186,18 @@ class DuckDBWarehouseHook(BaseHook):
             expected = sum(b["rows"] for b in todo)
             if inserted != expected:
                 raise RuntimeError(f"inserted {inserted} rows for {len(todo)} batches whose manifests say {expected}")
+            quarantine = [p for b in todo for p in b["quarantine_local_paths"]]
+            if quarantine:
+                # Quarantine Parquet carries its own source_file (the lake's JSONL key).
+                before = con.execute(f"SELECT count(*) FROM {self.quarantine_table}").fetchone()[0]
+                con.execute(f"INSERT INTO {self.quarantine_table} BY NAME SELECT * FROM read_parquet(?, hive_partitioning = false)", [quarantine])
+                inserted = con.execute(f"SELECT count(*) FROM {self.quarantine_table}").fetchone()[0] - before
+                if inserted != sum(b["quarantined"] for b in todo):
+                    raise RuntimeError(f"inserted {inserted} quarantined records; the manifests say {sum(b['quarantined'] for b in todo)}")
             con.executemany(
-                f"INSERT INTO {self.ledger_table} VALUES (?, ?, ?, ?, ?, ?, now())",
-                [[b["batch_id"], b["partition"], b["start_offset"], b["end_offset"], b["files"], b["rows"]] for b in todo],
+                f"""INSERT INTO {self.ledger_table} (batch_id, kafka_partition, start_offset, end_offset, files, rows, quarantined, loaded_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, now())""",
+                [[b["batch_id"], b["partition"], b["start_offset"], b["end_offset"], b["files"], b["rows"], b["quarantined"]] for b in todo],
             )
             con.execute("COMMIT")
             return todo, skipped

@@ -7,8 +7,8 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook
 from spotify_pipeline.hooks.lake import LakeHook
+from spotify_pipeline.hooks.warehouse import warehouse_hook
 from spotify_pipeline.sensors.base import CheckThenDeferSensor
 from spotify_pipeline.triggers.bronze_batch import BronzeBatchTrigger, unloaded_batches
 
@@ -17,11 +17,12 @@ class BronzeBatchSensor(CheckThenDeferSensor):
     """Succeeds when at least ``min_batches`` batches of ``topic`` are committed in the lake (their
     manifest exists) and not in the warehouse's load ledger: the signal to run a stage.
 
+    The warehouse (DuckDB or Snowflake) comes from ``warehouse_conn_id``'s connection type.
     Deferrable by default (waits in the triggerer). A DuckDB file busy with a writer counts as
     "not yet" and is checked again. Returns ``{"batches", "rows", "batch_ids"}`` as XCom.
     """
 
-    template_fields: Sequence[str] = ("topic", "lake_url", "min_batches")
+    template_fields: Sequence[str] = ("topic", "lake_url", "min_batches", "warehouse_conn_id")
     ui_color = "#FFE0B2"
     result_key = "pending"
 
@@ -30,7 +31,7 @@ class BronzeBatchSensor(CheckThenDeferSensor):
         *,
         lake_url: str,
         lake_conn_id: str | None = LakeHook.default_conn_name,
-        duckdb_conn_id: str = DuckDBWarehouseHook.default_conn_name,
+        warehouse_conn_id: str = "duckdb_default",
         topic: str = "spotify_events",
         schema: str = "bronze",
         min_batches: int | str = 1,
@@ -39,14 +40,14 @@ class BronzeBatchSensor(CheckThenDeferSensor):
         super().__init__(**kwargs)
         self.lake_url = lake_url
         self.lake_conn_id = lake_conn_id
-        self.duckdb_conn_id = duckdb_conn_id
+        self.warehouse_conn_id = warehouse_conn_id
         self.topic = topic
         self.schema = schema
         self.min_batches = min_batches
 
-    def _args(self) -> tuple[dict[str, Any], str, str, str]:
-        warehouse = DuckDBWarehouseHook(self.duckdb_conn_id, self.schema)
-        return LakeHook(self.lake_url, self.lake_conn_id).lake_config(), self.topic, warehouse.path, warehouse.ledger_table
+    def _args(self) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        warehouse = warehouse_hook(self.warehouse_conn_id, self.schema)
+        return LakeHook(self.lake_url, self.lake_conn_id).lake_config(), self.topic, warehouse.ref()
 
     def poke(self, context: Context) -> bool:
         self._result = unloaded_batches(*self._args())

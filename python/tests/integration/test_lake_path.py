@@ -38,7 +38,7 @@ def stage(monkeypatch, stack, lake_prefix, topic, db_path) -> dict:
     monkeypatch.setenv("AIRFLOW_CONN_DUCKDB_TEST", json.dumps({"conn_type": "duckdb", "extra": {"path": str(db_path)}}))
     op = StageToWarehouseOperator(
         task_id="stage", lake_url=f"s3://{stack.bucket}/{lake_prefix}", lake_conn_id="lake_test",
-        duckdb_conn_id="duckdb_test", topic=topic,
+        warehouse_conn_id="duckdb_test", topic=topic,
     )
     return op.execute(context={})
 

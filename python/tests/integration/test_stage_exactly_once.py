@@ -24,7 +24,7 @@ os.environ["AIRFLOW_CONN_LAKE_KILL"] = sys.argv[1]
 os.environ["AIRFLOW_CONN_DUCKDB_KILL"] = sys.argv[2]
 from spotify_pipeline.operators.stage import StageToWarehouseOperator
 StageToWarehouseOperator(task_id="stage", topic=sys.argv[3], lake_url=sys.argv[4], lake_conn_id="lake_kill",
-                         duckdb_conn_id="duckdb_kill", load_reference=False).execute(context={})
+                         warehouse_conn_id="duckdb_kill", load_reference=False).execute(context={})
 """
 
 

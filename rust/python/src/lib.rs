@@ -187,13 +187,21 @@ fn pending_batches(py: Python<'_>, lake: &Bound<'_, PyAny>, topic: &str, loaded:
     to_py(py, &manifests)
 }
 
-/// Writes one load-ready Parquet file per manifest into `out_dir`.
+/// Fetches the manifests' bronze files (and their quarantine, typed into Parquet) into `out_dir`,
+/// checked and load-ready; with `source_file_column`, rewritten with the `source_file` column.
 #[pyfunction]
-#[pyo3(signature = (lake, manifests, out_dir, progress=None))]
-fn prepare_batches(py: Python<'_>, lake: &Bound<'_, PyAny>, manifests: &Bound<'_, PyAny>, out_dir: std::path::PathBuf, progress: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+#[pyo3(signature = (lake, manifests, out_dir, progress=None, source_file_column=false))]
+fn prepare_batches(
+    py: Python<'_>,
+    lake: &Bound<'_, PyAny>,
+    manifests: &Bound<'_, PyAny>,
+    out_dir: std::path::PathBuf,
+    progress: Option<Py<PyAny>>,
+    source_file_column: bool,
+) -> PyResult<Py<PyAny>> {
     let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
     let manifests: Vec<core::lake::Manifest> = from_py(manifests, "manifests")?;
-    let prepared = run_detached(py, progress, |p| core::stage::prepare(&lake, &manifests, &out_dir, p))?;
+    let prepared = run_detached(py, progress, |p| core::stage::prepare(&lake, &manifests, &out_dir, source_file_column, p))?;
     to_py(py, &prepared)
 }
 
@@ -205,10 +213,24 @@ fn fetch_prefix(py: Python<'_>, lake: &Bound<'_, PyAny>, prefix: &str, suffix: &
     py.detach(|| core::stage::fetch_prefix(&lake, &prefix, &suffix, &out_dir)).map_err(to_pyerr)
 }
 
-/// The warehouse bronze table's columns: (name, type, nullable).
+/// The columns of a warehouse load table (`events` or `quarantine`): (name, type, nullable).
 #[pyfunction]
-fn load_columns() -> Vec<(String, &'static str, bool)> {
-    core::stage::load_columns()
+#[pyo3(signature = (table = "events"))]
+fn load_columns(table: &str) -> PyResult<Vec<(String, &'static str, bool)>> {
+    core::stage::load_columns(table).map_err(to_pyerr)
+}
+
+/// Writes `data` to `key` in the lake (replacing it): small files such as exported dashboards.
+#[pyfunction]
+fn put_object(py: Python<'_>, lake: &Bound<'_, PyAny>, key: &str, data: &[u8]) -> PyResult<()> {
+    let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
+    let (key, data) = (key.to_string(), data.to_vec());
+    py.detach(|| {
+        let rt = core::runtime::runtime()?;
+        let lake = core::lake::Lake::open(&lake)?;
+        rt.block_on(lake.put(&key, data))
+    })
+    .map_err(to_pyerr)
 }
 
 #[pymodule]
@@ -233,6 +255,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pending_batches, m)?)?;
     m.add_function(wrap_pyfunction!(prepare_batches, m)?)?;
     m.add_function(wrap_pyfunction!(fetch_prefix, m)?)?;
+    m.add_function(wrap_pyfunction!(put_object, m)?)?;
     m.add_function(wrap_pyfunction!(load_columns, m)?)?;
     Ok(())
 }
