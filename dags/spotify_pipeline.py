@@ -1,57 +1,74 @@
-"""The medallion pipeline, end to end: produce -> drain -> stage -> dbt build.
+"""Ingest: simulated Spotify events -> Kafka -> bronze lake -> warehouse bronze table.
 
-Trigger it from the Airflow UI (the params form asks for the event count and the seed) or with
-``airflow dags test spotify_pipeline``. Connections it uses (see the README):
+Trigger it from the Airflow UI: the params form asks for the event count, pacing (burst, a rate,
+or simulated time at a speed-up), the seed, the simulated start, fault-injection rates and the
+target warehouse. When the stage loads batches it updates the ``spotify_staged_bronze`` Asset,
+and ``spotify_transform`` (dbt silver and gold, ``dags/spotify_transform.py``) runs on it.
 
-- ``kafka_default``  (kafka): extra ``{"bootstrap.servers": "127.0.0.1:9092"}``
-- ``aws_default``    (aws):   MinIO/S3 credentials, extra ``{"endpoint_url": "http://127.0.0.1:9000"}``
-- ``duckdb_default`` (duckdb): extra ``{"path": "/path/to/spotify.duckdb"}``
+Connections it uses (see the README):
 
-Variables (optional): ``spotify_lake_url`` (default ``s3://spotify-lake``) and
-``spotify_dbt_project_dir`` (default: the ``dbt/`` folder next to this file's ``dags/``).
+- ``kafka_default``     (kafka): extra ``{"bootstrap.servers": "127.0.0.1:9092"}``
+- ``aws_default``       (aws): MinIO/S3 credentials, extra ``{"endpoint_url": "http://127.0.0.1:9000"}``
+- ``duckdb_default``    (duckdb): extra ``{"path": "/path/to/spotify.duckdb"}``
+- ``snowflake_default`` (snowflake): only when the ``warehouse`` param is ``snowflake``
+
+Variable (optional): ``spotify_lake_url`` (default ``s3://spotify-lake``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pendulum
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Param, task
 
 from spotify_pipeline import _core
+from spotify_pipeline.assets import BRONZE_LAKE, KAFKA_EVENTS, STAGED_BRONZE
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
-from spotify_pipeline.operators import (
-    DbtBuildOperator,
-    KafkaDrainOperator,
-    SpotifyProducerOperator,
-    StageToWarehouseOperator,
-)
+from spotify_pipeline.operators import KafkaDrainOperator, SpotifyProducerOperator, StageToWarehouseOperator
 from spotify_pipeline.operators.drain import partition_sets
 from spotify_pipeline.sensors import BronzeBatchSensor, KafkaLagSensor
 
 LAKE_URL = "{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}"
-DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
 # Every task that writes the DuckDB file runs in this one-slot pool: DuckDB allows one writer.
 DUCKDB_POOL = "spotify_duckdb"
 
+WAREHOUSE_CONN_ID = "{{ 'snowflake_default' if params.warehouse == 'snowflake' else 'duckdb_default' }}"
+
+
+def _rate(name: str, what: str) -> Param:
+    return Param(0.0, type="number", minimum=0, maximum=0.5, title=name, description=f"Share of events {what} (0 to 0.5).")
+
+
 with DAG(
     dag_id="spotify_pipeline",
-    description="Simulated Spotify events -> Kafka -> bronze lake -> warehouse -> dbt silver/gold",
+    description="Simulated Spotify events -> Kafka -> bronze lake -> warehouse (then spotify_transform builds silver/gold)",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,
-    tags=["spotify", "medallion"],
+    tags=["spotify", "medallion", "ingest"],
     params={
-        "events": Param(10_000, type="integer", minimum=1, maximum=50_000_000, description="How many events to simulate and produce."),
-        "seed": Param(42, type="integer", minimum=0, description="Simulation seed: the same seed gives the same events."),
-        "topic": Param("spotify_events", type="string", pattern=r"^[A-Za-z0-9._-]{1,200}$", description="Kafka topic to produce to and drain."),
-        "drain_tasks": Param(1, type="integer", minimum=1, maximum=64, description="Drain tasks in parallel, each over a set of partitions."),
-        "start": Param("", type="string", description="Simulated start time (ISO 8601, UTC). Empty: the events end about now."),
-        "rate_per_s": Param(0, type="number", minimum=0, maximum=10_000_000, description="Events per second; 0 = as fast as the broker allows."),
-        "late_rate": Param(0.0, type="number", minimum=0, maximum=1, description="Share of events delivered late (1 min to 2 h after they happened)."),
-        "duplicate_rate": Param(0.0, type="number", minimum=0, maximum=1, description="Share of events delivered twice (same event_id)."),
-        "malformed_rate": Param(0.0, type="number", minimum=0, maximum=1, description="Share of records replaced by malformed ones (quarantined by the drain)."),
+        "events": Param(10_000, type="integer", minimum=1, maximum=50_000_000, title="Event count",
+                        description="How many events to simulate and produce (1 to 50,000,000)."),
+        "seed": Param(42, type="integer", minimum=0, maximum=2**53, title="Seed",
+                      description="Simulation seed: the same seed gives the same events."),
+        "rate_per_s": Param(0, type="number", minimum=0, maximum=10_000_000, title="Rate (events/s)",
+                            description="Events per second. 0 with speed-up 0 = burst: as fast as the broker allows."),
+        "speedup": Param(0, type="number", minimum=0, maximum=1_000_000, title="Speed-up",
+                         description="Produce in simulated time, this many times faster than real time (1 = real time). "
+                                     "0 = off. Use either a rate or a speed-up, not both."),
+        "start": Param("", type="string", title="Simulated start",
+                       pattern=r"^$|^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?(Z|[+-]\d{2}:?\d{2})?$",
+                       description="Simulated start time, ISO 8601 (UTC unless an offset is given). Empty: the events end about now."),
+        "late_rate": _rate("Late events", "delivered late (1 min to 2 h after they happened)"),
+        "duplicate_rate": _rate("Duplicate events", "delivered twice (same event_id)"),
+        "malformed_rate": _rate("Malformed records", "replaced by malformed records (the drain quarantines them)"),
+        "warehouse": Param("duckdb", type="string", enum=["duckdb", "snowflake"], title="Target warehouse",
+                           description="duckdb: the embedded default (connection duckdb_default). "
+                                       "snowflake: connection snowflake_default."),
+        "topic": Param("spotify_events", type="string", pattern=r"^[A-Za-z0-9._-]{1,200}$", title="Kafka topic",
+                       description="Kafka topic to produce to and drain."),
+        "drain_tasks": Param(1, type="integer", minimum=1, maximum=64, title="Drain tasks",
+                             description="Drain tasks in parallel, each over a set of partitions (1 to 64)."),
     },
     render_template_as_native_obj=True,
     doc_md=__doc__,
@@ -63,13 +80,14 @@ with DAG(
         seed="{{ params.seed }}",
         start="{{ params.start }}",
         rate_per_s="{{ params.rate_per_s }}",
+        speedup="{{ params.speedup }}",
         faults={
             "late_rate": "{{ params.late_rate }}",
             "duplicate_rate": "{{ params.duplicate_rate }}",
             "malformed_rate": "{{ params.malformed_rate }}",
         },
         lake_url=LAKE_URL,
-        outlets=[Asset("kafka://spotify/spotify_events")],
+        outlets=[KAFKA_EVENTS],
     )
     wait_for_records = KafkaLagSensor(
         task_id="wait_for_records",
@@ -91,12 +109,13 @@ with DAG(
         task_id="drain",
         topic="{{ params.topic }}",
         lake_url=LAKE_URL,
-        outlets=[Asset("s3://spotify-lake/bronze/spotify_events")],
+        outlets=[BRONZE_LAKE],
     ).expand(partitions=drain_sets)
     wait_for_batches = BronzeBatchSensor(
         task_id="wait_for_batches",
         topic="{{ params.topic }}",
         lake_url=LAKE_URL,
+        warehouse_conn_id=WAREHOUSE_CONN_ID,
         min_batches=1,
         deferrable=True,
         poke_interval=10,
@@ -106,15 +125,10 @@ with DAG(
         task_id="stage",
         topic="{{ params.topic }}",
         lake_url=LAKE_URL,
+        warehouse_conn_id=WAREHOUSE_CONN_ID,
         pool=DUCKDB_POOL,
-        outlets=[Asset("duckdb://spotify/bronze/spotify_events")],
-    )
-    dbt_build = DbtBuildOperator(
-        task_id="dbt_build",
-        project_dir="{{ var.value.get('spotify_dbt_project_dir', '" + DBT_PROJECT_DIR + "') }}",
-        pool=DUCKDB_POOL,
-        outlets=[Asset("duckdb://spotify/gold/fct_song_plays_daily")],
+        outlets=[STAGED_BRONZE],
     )
 
     produce >> wait_for_records >> drain_sets
-    drain >> wait_for_batches >> stage >> dbt_build
+    drain >> wait_for_batches >> stage

@@ -1,6 +1,7 @@
-"""Prints what the last run of the pipeline DAG did, layer by layer.
+"""Prints what the last runs of the pipeline's DAGs did, layer by layer: ``spotify_pipeline``
+(produce, drain, stage) and ``spotify_transform`` (dbt).
 
-Reads the run's XCom summaries from Airflow's metadata database and counts the warehouse
+Reads the runs' XCom summaries from Airflow's metadata database and counts the warehouse
 directly. Run with the Airflow environment of scripts/airflow-env.sh.
 """
 
@@ -11,6 +12,16 @@ import json
 import os
 import sys
 from typing import Any
+
+
+def _decoded(value: Any) -> Any:
+    """XCom values come back as JSON text or as values; a plain string stays a string."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def run_summaries(dag_id: str, run_id: str | None = None) -> tuple[str, str, dict[str, Any]]:
@@ -34,7 +45,7 @@ def run_summaries(dag_id: str, run_id: str | None = None) -> tuple[str, str, dic
         mapped: dict[str, list[Any]] = {}
         for r in sorted(rows, key=lambda r: (r.task_id, r.map_index)):
             v = XComModel.deserialize_value(r)
-            mapped.setdefault(r.task_id, []).append(json.loads(v) if isinstance(v, str) else v)
+            mapped.setdefault(r.task_id, []).append(_decoded(v))
         values = {task: vs[0] if len(vs) == 1 else vs for task, vs in mapped.items()}
         if isinstance(values.get("drain"), list):  # the drain mapped over partition sets
             values["drain"] = merge_drain_summaries(values["drain"])
@@ -43,19 +54,26 @@ def run_summaries(dag_id: str, run_id: str | None = None) -> tuple[str, str, dic
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--dag-id", default="spotify_pipeline")
-    ap.add_argument("--run-id")
+    ap.add_argument("--dag-id", action="append", help="DAGs to report (default: spotify_pipeline and spotify_transform)")
+    ap.add_argument("--run-id", help="with one --dag-id: that run instead of the newest")
     ap.add_argument("--duckdb", default=os.environ.get("SPOTIFY_DUCKDB_PATH"))
     ap.add_argument("--json", action="store_true", help="print the run's state and XCom summaries as JSON")
     args = ap.parse_args()
 
-    run_id, state, xcom = run_summaries(args.dag_id, args.run_id)
+    dag_ids = args.dag_id or ["spotify_pipeline", "spotify_transform"]
+    runs, xcom = {}, {}
+    for dag_id in dag_ids:
+        run_id, state, values = run_summaries(dag_id, args.run_id if len(dag_ids) == 1 else None)
+        runs[dag_id] = {"run_id": run_id, "state": state}
+        xcom.update(values)
+    state = "success" if all(r["state"] == "success" for r in runs.values()) else "failed"
     if args.json:
-        print(json.dumps({"run_id": run_id, "state": state, "xcom": xcom}))
+        print(json.dumps({"state": state, "runs": runs, "xcom": xcom}))
         return 0
     produce, drain, stage, dbt = (xcom.get(t, {}) for t in ("produce", "drain", "stage", "dbt_build"))
-    print(f"\n=== {args.dag_id} run {run_id}: {state} ===")
-    print(f"events produced : {produce.get('events', 0):>12,}  ({produce.get('events_per_s', 0):,.0f} events/s, seed {produce.get('seed')})")
+    for dag_id, run in runs.items():
+        print(f"\n=== {dag_id} run {run['run_id']}: {run['state']} ===")
+    print(f"events produced : {produce.get('events', 0):>12,}  ({produce.get('events_per_s', 0):,.0f} events/s, seed {produce.get('sim_config', {}).get('seed')})")
     print(f"bronze (lake)   : {drain.get('rows', 0):>12,} rows in {drain.get('files_total', 0)} files, {len(drain.get('batches', []))} batches; quarantined {drain.get('quarantined', 0)}")
     print(f"warehouse bronze: {stage.get('rows', 0):>12,} rows loaded in {stage.get('batches', 0)} batches ({stage.get('skipped_already_loaded', 0)} batches already loaded)")
     if dbt:

@@ -68,6 +68,7 @@ class StageToWarehouseOperator(BaseOperator):
         }
         summary["reference"] = self._load_reference(warehouse, lake) if self.load_reference else {}
         if not pending:
+            self._describe_outlet_events(context, summary)
             return summary
         # In chunks: each chunk is prepared, then loaded with its ledger rows in one transaction,
         # so progress is kept as it goes and local disk use stays bounded by one chunk.
@@ -88,11 +89,20 @@ class StageToWarehouseOperator(BaseOperator):
                     for path in batch["local_paths"] + batch["quarantine_local_paths"]:
                         Path(path).unlink(missing_ok=True)
                 self.log.info("loaded %d of %d batches", min(i + self.chunk_batches, len(pending)), len(pending))
+        self._describe_outlet_events(context, summary)
         self.log.info(
             "Loaded %s rows (and %s quarantined records) from %d batches into %s",
             f"{summary['rows']:,}", f"{summary['quarantined']:,}", summary["batches"], warehouse.bronze_table,
         )
         return summary
+
+    def _describe_outlet_events(self, context: Context, summary: dict[str, Any]) -> None:
+        """Tells downstream (asset-scheduled) DAGs which warehouse was loaded, and how much."""
+        outlet_events = context.get("outlet_events")
+        if outlet_events is None:
+            return
+        for outlet in self.outlets:
+            outlet_events[outlet].extra = {k: summary[k] for k in ("warehouse", "table", "batches", "rows", "quarantined")}
 
     def _load_reference(self, warehouse: WarehouseHook, lake: dict[str, Any]) -> dict[str, int]:
         """Dimension tables from the lake's reference/ data (published by the producer)."""

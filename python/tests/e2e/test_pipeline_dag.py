@@ -46,7 +46,8 @@ def airflow_env(stack, tmp_path, lake_prefix) -> dict[str, str]:
 
 
 def run_dag(env: dict[str, str], conf: dict) -> dict:
-    r = airflow(env, f"airflow dags test spotify_pipeline -c '{json.dumps(conf)}'")
+    """Runs the ingest DAG, then the transform DAG its Asset schedules (no scheduler here)."""
+    r = airflow(env, f"airflow dags test spotify_pipeline -c '{json.dumps(conf)}' && airflow dags test spotify_transform")
     log = r.stdout + r.stderr
     (Path(env["SPOTIFY_DATA_DIR"]) / "dags-test.log").write_text(log)
     assert r.returncode == 0, log[-5000:]

@@ -29,17 +29,37 @@ def test_registered_as_provider_and_plugin():
     assert info["connection-types"][0]["hook-class-name"].endswith("DuckDBWarehouseHook")
 
 
-def test_the_dag_chains_the_four_stages():
+def test_ingest_dag_feeds_the_transform_dag_through_an_asset():
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.definitions.param import ParamsDict
+
+    from spotify_pipeline.assets import GOLD_ASSETS, STAGED_BRONZE
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    dag = bag.dags["spotify_pipeline"]
+    dag, transform = bag.dags["spotify_pipeline"], bag.dags["spotify_transform"]
     order = [t.task_id for t in dag.topological_sort()]
-    assert order == ["produce", "wait_for_records", "plan_drain", "drain", "wait_for_batches", "stage", "dbt_build"]
+    assert order == ["produce", "wait_for_records", "plan_drain", "drain", "wait_for_batches", "stage"]
     assert dag.get_task("wait_for_records").deferrable and dag.get_task("wait_for_batches").deferrable
-    assert {"events", "seed", "topic", "rate_per_s", "late_rate", "duplicate_rate", "malformed_rate"} <= set(dag.params)
-    assert dag.get_task("stage").pool == dag.get_task("dbt_build").pool == "spotify_duckdb"
+    assert dag.get_task("stage").outlets == [STAGED_BRONZE]
+    # Scheduled on the staged-bronze Asset, not on time; dbt shares the DuckDB pool with stage.
+    assert list(transform.timetable.asset_condition.objects) == [STAGED_BRONZE]
+    assert [t.task_id for t in transform.topological_sort()] == ["choose_target", "dbt_build"]
+    assert dag.get_task("stage").pool == transform.get_task("dbt_build").pool == "spotify_duckdb"
+    assert transform.get_task("dbt_build").outlets == GOLD_ASSETS
+
+    # The params form: every field described and range-checked.
+    form = {"events", "seed", "rate_per_s", "speedup", "start", "late_rate", "duplicate_rate", "malformed_rate", "warehouse", "topic", "drain_tasks"}
+    assert form == set(dag.params)
+    for name in form:
+        assert dag.params.get_param(name).description, name
+    good = {"events": 5, "seed": 1, "start": "2026-11-01T00:00:00Z", "warehouse": "snowflake", "late_rate": 0.1}
+    ParamsDict({**dag.params, **good}).validate()
+    for bad in ({"events": 0}, {"late_rate": 0.9}, {"warehouse": "oracle"}, {"start": "yesterday"}, {"drain_tasks": 65}, {"speedup": -1}):
+        params = ParamsDict(dag.params)
+        with pytest.raises(Exception):
+            params.update(bad)
+            params.validate()
 
 
 def test_identifiers_are_validated():

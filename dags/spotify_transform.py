@@ -1,0 +1,59 @@
+"""Transform: dbt builds silver and gold in the warehouse, each time new bronze is staged.
+
+Scheduled on the ``spotify_staged_bronze`` Asset that ``spotify_pipeline``'s stage task updates,
+not on time. The warehouse is the one that stage loaded (the asset event says which), or the
+``warehouse`` param of a manual run. Gold models are Assets too (``spotify_gold_<model>``), for
+whatever reads them next.
+
+Variable (optional): ``spotify_dbt_project_dir`` (default: the ``dbt/`` folder next to ``dags/``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from spotify_pipeline.assets import GOLD_ASSETS, STAGED_BRONZE
+from spotify_pipeline.operators import DbtBuildOperator
+
+DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
+# Every task that writes the DuckDB file runs in this one-slot pool: DuckDB allows one writer.
+DUCKDB_POOL = "spotify_duckdb"
+
+with DAG(
+    dag_id="spotify_transform",
+    description="dbt silver and gold, on each staged bronze load",
+    schedule=[STAGED_BRONZE],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["spotify", "medallion", "dbt"],
+    params={
+        "warehouse": Param("", type="string", enum=["", "duckdb", "snowflake"], title="Warehouse",
+                           description="Empty: the warehouse the triggering stage loaded (duckdb when run by hand)."),
+    },
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def choose_target(params: dict[str, Any] | None = None, triggering_asset_events: Any = None) -> str:
+        """The dbt target: the param if set, else the warehouse of the latest staged-bronze event."""
+        if params and params.get("warehouse"):
+            return params["warehouse"]
+        latest = None
+        for events in (triggering_asset_events or {}).values():
+            for event in events:
+                if event.extra.get("warehouse") and (latest is None or event.timestamp > latest.timestamp):
+                    latest = event
+        return latest.extra["warehouse"] if latest else "duckdb"
+
+    dbt_build = DbtBuildOperator(
+        task_id="dbt_build",
+        project_dir="{{ var.value.get('spotify_dbt_project_dir', '" + DBT_PROJECT_DIR + "') }}",
+        target=choose_target(),
+        pool=DUCKDB_POOL,
+        outlets=GOLD_ASSETS,
+    )

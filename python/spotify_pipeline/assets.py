@@ -1,0 +1,29 @@
+"""The pipeline's Airflow Assets: what each DAG produces and what the next one waits for.
+
+``spotify_pipeline`` (produce -> drain -> stage) updates ``STAGED_BRONZE`` when a stage loads
+batches into the warehouse; ``spotify_transform`` (dbt) is scheduled on it, not on time.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+KAFKA_EVENTS = Asset(name="spotify_kafka_events", uri="kafka://spotify/spotify_events", group="spotify")
+BRONZE_LAKE = Asset(name="spotify_bronze_lake", uri="s3://spotify-lake/bronze/spotify_events", group="spotify")
+# The warehouse's bronze table, whichever warehouse it is: the event's extra says which.
+STAGED_BRONZE = Asset(name="spotify_staged_bronze", uri="spotify://warehouse/bronze/spotify_events", group="spotify")
+
+# The gold tables (dbt marts) that BI tools and the dashboard read.
+GOLD_MODELS = (
+    "fct_user_activity", "fct_listening_sessions", "dim_songs", "dim_artists", "dim_users",
+    "kpi_daily_engagement", "kpi_song_skip_rates", "kpi_artist_popularity", "kpi_top_songs",
+    "kpi_genre_distribution", "kpi_new_release_trending", "kpi_country_activity",
+    "kpi_listening_hours_local", "kpi_device_by_region",
+)
+
+
+def gold_asset(model: str) -> Asset:
+    return Asset(name=f"spotify_gold_{model}", uri=f"spotify://warehouse/gold/{model}", group="spotify")
+
+
+GOLD_ASSETS = [gold_asset(m) for m in GOLD_MODELS]
