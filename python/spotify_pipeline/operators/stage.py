@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,15 @@ from spotify_pipeline.progress import log_progress
 class StageToWarehouseOperator(BaseOperator):
     """Loads every committed, not-yet-loaded bronze batch of ``topic`` into the warehouse's
     bronze table (and its quarantined records into ``<table>_quarantine``), with the batches'
-    ledger entries in the same transaction (one per chunk of ``chunk_batches``). A re-run is a
-    no-op.
+    ledger entries in the same transaction (one per chunk of up to ``chunk_rows`` rows and
+    ``chunk_batches`` batches). A re-run is a no-op.
 
     The warehouse is ``warehouse_conn_id``'s: a ``duckdb`` connection (the embedded default) or
     a ``snowflake`` one. The Rust core reads the manifests and fetches each batch as checked,
-    load-ready Parquet; the warehouse loads it. With ``load_reference`` it also replaces the dimension tables
-    ``reference.songs/artists/users/subscriptions`` from the lake's ``reference/`` data.
-    Returns a summary XCom: batches, rows, files, skipped, reference table row counts.
+    load-ready Parquet; the warehouse loads it. With ``load_reference`` it also replaces the
+    dimension tables ``reference.songs/artists/users/subscriptions`` from the lake's
+    ``reference/`` data. Returns a summary XCom: batches, rows, quarantined, files, skipped,
+    reference table row counts; its outlet Asset events carry the same counts.
     """
 
     template_fields: Sequence[str] = ("topic", "lake_url", "schema", "table", "warehouse_conn_id")
@@ -42,6 +44,7 @@ class StageToWarehouseOperator(BaseOperator):
         table: str = "spotify_events",
         load_reference: bool = True,
         chunk_batches: int = 64,
+        chunk_rows: int = 200_000,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -53,6 +56,7 @@ class StageToWarehouseOperator(BaseOperator):
         self.table = table
         self.load_reference = load_reference
         self.chunk_batches = chunk_batches
+        self.chunk_rows = chunk_rows
 
     def execute(self, context: Context) -> dict[str, Any]:
         warehouse = warehouse_hook(self.warehouse_conn_id, self.schema, self.table)
@@ -71,13 +75,23 @@ class StageToWarehouseOperator(BaseOperator):
             self._describe_outlet_events(context, summary)
             return summary
         # In chunks: each chunk is prepared, then loaded with its ledger rows in one transaction,
-        # so progress is kept as it goes and local disk use stays bounded by one chunk.
+        # so progress is kept as it goes and local disk use stays bounded by two chunks. The
+        # next chunk is fetched (Rust, GIL released) while the warehouse loads this one.
         progress = log_progress(self.log)
-        with tempfile.TemporaryDirectory(prefix="spotify-stage-") as tmp:
-            for i in range(0, len(pending), self.chunk_batches):
-                prepared = _core.prepare_batches(
-                    lake, pending[i : i + self.chunk_batches], tmp, progress, source_file_column=warehouse.needs_source_file_column
+        chunks = self._chunks(pending)
+        done = 0
+        with tempfile.TemporaryDirectory(prefix="spotify-stage-") as tmp, ThreadPoolExecutor(1, "stage-fetch") as fetcher:
+
+            def prepare(chunk: list[dict[str, Any]]):
+                return fetcher.submit(
+                    _core.prepare_batches, lake, chunk, tmp, progress, source_file_column=warehouse.needs_source_file_column
                 )
+
+            upcoming = prepare(chunks[0])
+            for n, _ in enumerate(chunks):
+                prepared = upcoming.result()
+                if n + 1 < len(chunks):
+                    upcoming = prepare(chunks[n + 1])
                 with warehouse.connect() as con:
                     loaded_now, skipped = warehouse.load_batches(con, prepared)
                 summary["batches"] += len(loaded_now)
@@ -88,13 +102,26 @@ class StageToWarehouseOperator(BaseOperator):
                 for batch in prepared:
                     for path in batch["local_paths"] + batch["quarantine_local_paths"]:
                         Path(path).unlink(missing_ok=True)
-                self.log.info("loaded %d of %d batches", min(i + self.chunk_batches, len(pending)), len(pending))
+                done += len(prepared)
+                self.log.info("loaded %d of %d batches", done, len(pending))
         self._describe_outlet_events(context, summary)
         self.log.info(
             "Loaded %s rows (and %s quarantined records) from %d batches into %s",
             f"{summary['rows']:,}", f"{summary['quarantined']:,}", summary["batches"], warehouse.bronze_table,
         )
         return summary
+
+    def _chunks(self, pending: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Consecutive batches, up to ``chunk_rows`` rows or ``chunk_batches`` batches a chunk."""
+        chunks: list[list[dict[str, Any]]] = [[]]
+        rows = 0
+        for batch in pending:
+            if chunks[-1] and (rows + batch["rows"] > self.chunk_rows or len(chunks[-1]) >= self.chunk_batches):
+                chunks.append([])
+                rows = 0
+            chunks[-1].append(batch)
+            rows += batch["rows"]
+        return chunks
 
     def _describe_outlet_events(self, context: Context, summary: dict[str, Any]) -> None:
         """Tells downstream (asset-scheduled) DAGs which warehouse was loaded, and how much."""
