@@ -17,7 +17,7 @@ import pendulum
 from airflow.sdk import DAG, Param, task
 
 from spotify_pipeline.assets import GOLD_ASSETS, STAGED_BRONZE
-from spotify_pipeline.operators import DbtBuildOperator
+from spotify_pipeline.operators import DashboardExportOperator, DbtBuildOperator
 
 DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
 # Every task that writes the DuckDB file runs in this one-slot pool: DuckDB allows one writer.
@@ -57,3 +57,11 @@ with DAG(
         pool=DUCKDB_POOL,
         outlets=GOLD_ASSETS,
     )
+    # One offline HTML file of the dashboard in the lake (dashboards/spotify/latest.html). It
+    # reads the DuckDB gold tables, so it shares the pool with the file's writers.
+    export_dashboard = DashboardExportOperator(
+        task_id="export_dashboard",
+        lake_url="{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}",
+        pool=DUCKDB_POOL,
+    )
+    dbt_build >> export_dashboard

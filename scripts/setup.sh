@@ -21,6 +21,9 @@ command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 # Only to validate docker-compose.yml in the tests (there is no Docker engine here).
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+# Browser tests: Debian's chromium, driven by playwright-core from npm (no browser download).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if ((${#need_apt[@]})); then
   log "installing Debian packages: ${need_apt[*]}"
   SUDO=; [[ $(id -u) == 0 ]] || SUDO=sudo
@@ -50,4 +53,9 @@ log "building the wheel (cargo, release; first build ~6 min on 2 cores)"
 rm -rf dist
 .venv/bin/maturin build -q --release --compatibility linux --auditwheel skip -o dist >&2
 uv pip install -q --python .venv/bin/python --reinstall --no-deps dist/spotify_pipeline-*.whl
+# Browser-test tools (dev only), pinned by package-lock.json.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  log "npm ci (playwright-core, chart.js)"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2
+fi
 log "ready: $(.venv/bin/python -c 'import spotify_pipeline as s; print("spotify_pipeline", s.__version__)')"

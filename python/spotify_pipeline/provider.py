@@ -27,6 +27,7 @@ def get_provider_info() -> dict[str, Any]:
                     "spotify_pipeline.operators.drain",
                     "spotify_pipeline.operators.stage",
                     "spotify_pipeline.operators.dbt",
+                    "spotify_pipeline.operators.export_dashboard",
                 ],
             }
         ],
@@ -49,6 +50,8 @@ def get_provider_info() -> dict[str, Any]:
                     "spotify_pipeline.hooks.kafka",
                     "spotify_pipeline.hooks.lake",
                     "spotify_pipeline.hooks.duckdb",
+                    "spotify_pipeline.hooks.snowflake",
+                    "spotify_pipeline.hooks.warehouse",
                 ],
             }
         ],

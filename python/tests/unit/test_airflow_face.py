@@ -44,7 +44,7 @@ def test_ingest_dag_feeds_the_transform_dag_through_an_asset():
     assert dag.get_task("stage").outlets == [STAGED_BRONZE]
     # Scheduled on the staged-bronze Asset, not on time; dbt shares the DuckDB pool with stage.
     assert list(transform.timetable.asset_condition.objects) == [STAGED_BRONZE]
-    assert [t.task_id for t in transform.topological_sort()] == ["choose_target", "dbt_build"]
+    assert [t.task_id for t in transform.topological_sort()] == ["choose_target", "dbt_build", "export_dashboard"]
     assert dag.get_task("stage").pool == transform.get_task("dbt_build").pool == "spotify_duckdb"
     assert transform.get_task("dbt_build").outlets == GOLD_ASSETS
 
