@@ -1,4 +1,4 @@
-{#- No package hub here: the one generic test we need from dbt_utils, written out. -#}
+{#- No package hub here: dbt_utils' unique_combination_of_columns, written out. -#}
 {% test unique_combination_of_columns(model, combination_of_columns) %}
 select {{ combination_of_columns | join(', ') }}, count(*) as n
 from {{ model }}

@@ -1,29 +1,164 @@
-"""DbtBuildOperator: run ``dbt build`` in-process (dbtRunner) against the warehouse."""
+"""DbtBuildOperator: run ``dbt build`` in-process (dbtRunner) against the warehouse.
+
+- In-process: ``dbt.cli.main.dbtRunner``, no subprocess; select/exclude/vars/target/full_refresh
+  are templated.
+- One log line per node as it finishes (status, time, rows), per-node results as XCom.
+- Fails with the failing models and tests named in the exception message.
+- Emits an Airflow Asset per gold model: :func:`dbt_gold_assets` lists them from the project's
+  ``models/marts`` folder (the ``gold`` schema) at DAG parse time, so they are declared outlets
+  and the scheduler can trigger downstream DAGs on them; after a successful build each asset event
+  carries the node's status and row count as its ``extra``.
+- For the DuckDB target it runs in the one-slot pool ``spotify_duckdb`` by default (DuckDB
+  allows one writing process per file) and hands the Airflow DuckDB connection's path to the
+  profile as ``SPOTIFY_DUCKDB_PATH``.
+
+Asset naming: ``spotify://warehouse/gold/<model>``, name ``spotify_gold_<model>`` (as
+``spotify_pipeline.assets.GOLD_ASSETS``): the same assets whichever warehouse the target is;
+``asset_uri_prefix``/``asset_name_prefix`` change it.
+
+Snowflake target: the profile reads ``SNOWFLAKE_*`` environment variables; the operator sets them
+from the Airflow ``snowflake`` connection ``snowflake_conn_id`` when it exists (login, password,
+schema, and the extras account, warehouse, database, role).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Asset, BaseOperator, Context
 
 from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook
 
+DUCKDB_POOL = "spotify_duckdb"
+DEFAULT_ASSET_URI_PREFIX = "spotify://warehouse"
+DEFAULT_ASSET_NAME_PREFIX = "spotify"
+FAILED_STATUSES = ("error", "fail", "runtime error")
+
 
 class DbtBuildFailed(RuntimeError):
-    """dbt build finished with failing models or tests; the message names them."""
+    """dbt finished with failing models or tests (or could not run); the message names them."""
+
+    def __init__(self, message: str, failed: Sequence[str] = (), result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.failed = list(failed)
+        self.result = result
+
+
+def gold_model_names(project_dir: str | os.PathLike[str], folder: str = "models/marts") -> list[str]:
+    """Names of the models in ``folder`` of the project (the gold schema), sorted."""
+    root = Path(project_dir) / folder
+    return sorted({p.stem for p in root.rglob("*.sql")}) if root.is_dir() else []
+
+
+def gold_asset(
+    model: str,
+    schema: str = "gold",
+    uri_prefix: str = DEFAULT_ASSET_URI_PREFIX,
+    name_prefix: str = DEFAULT_ASSET_NAME_PREFIX,
+) -> Asset:
+    """The Airflow Asset of one gold table: uri ``<uri_prefix>/<schema>/<model>``, name
+    ``<name_prefix>_<schema>_<model>``."""
+    return Asset(name=f"{name_prefix}_{schema}_{model}", uri=f"{uri_prefix.rstrip('/')}/{schema}/{model}", group="spotify")
+
+
+def dbt_gold_assets(
+    project_dir: str | os.PathLike[str],
+    schema: str = "gold",
+    uri_prefix: str = DEFAULT_ASSET_URI_PREFIX,
+    name_prefix: str = DEFAULT_ASSET_NAME_PREFIX,
+    folder: str = "models/marts",
+) -> list[Asset]:
+    """One Asset per gold model of the project, for ``outlets=`` (read from the files at parse time:
+    cheap, no dbt parse)."""
+    return [gold_asset(m, schema, uri_prefix, name_prefix) for m in gold_model_names(project_dir, folder)]
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _as_list(value: str | Iterable[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    return [str(v) for v in value]
+
+
+@contextmanager
+def _environ(**values: str | None):
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is not None:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _release_duckdb() -> None:
+    """dbt-duckdb keeps its database open in the process after dbtRunner returns; close it, so the
+    file's lock goes with the build (another process, or this one with other settings, can open it)."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    env = getattr(DuckDBConnectionManager, "_ENV", None)
+    DuckDBConnectionManager.close_all_connections()
+    if env is not None and hasattr(env, "close"):
+        env.close()
 
 
 class DbtBuildOperator(BaseOperator):
-    """Runs ``dbt build`` on ``project_dir`` and returns per-node results as XCom.
+    """Runs ``dbt build`` (or ``command``) on ``project_dir`` in-process and returns per-node results.
 
-    For the DuckDB target the database path comes from the DuckDB connection and reaches the
-    profile as the ``SPOTIFY_DUCKDB_PATH`` environment variable.
+    :param project_dir: the dbt project folder (templated).
+    :param profiles_dir: folder of profiles.yml (templated); default ``project_dir``.
+    :param target: profile target (templated): ``duckdb`` (default) or ``snowflake``.
+    :param select: ``--select`` (templated; a string of space-separated selectors or a list).
+    :param exclude: ``--exclude`` (templated).
+    :param vars: ``--vars`` (templated; a dict or a YAML/JSON string).
+    :param full_refresh: ``--full-refresh`` (templated; bool or "true"/"false").
+    :param command: ``build`` (default), ``run``, ``test``, ``seed`` or ``snapshot``.
+    :param duckdb_conn_id: for the DuckDB target, the connection whose path reaches the profile as
+        ``SPOTIFY_DUCKDB_PATH``.
+    :param emit_gold_assets: declare one outlet Asset per gold model (unless ``outlets`` is given).
+        Needs a literal ``project_dir`` (a templated one is only known at run time): otherwise pass
+        ``outlets=dbt_gold_assets(path)`` yourself.
+    :param snowflake_conn_id: for the Snowflake target, the connection whose settings reach the
+        profile as ``SNOWFLAKE_*`` variables (skipped when it does not exist: the environment's
+        variables are used as they are).
+    :param asset_uri_prefix: prefix of the gold assets' URIs; ``asset_name_prefix`` of their names.
+    :param quiet: pass ``--quiet`` to dbt (its own per-node lines; ours are logged either way).
+    :param target_path: where dbt writes ``target/`` (manifest, run_results); default a temporary
+        folder per run.
+
+    Pool: ``spotify_duckdb`` by default when the target is DuckDB (or templated), since DuckDB
+    allows one writing process per file; pass ``pool=`` to override.
     """
 
-    template_fields: Sequence[str] = ("project_dir", "select", "exclude", "target", "vars")
+    template_fields: Sequence[str] = (
+        "project_dir", "profiles_dir", "select", "exclude", "target", "vars", "full_refresh",
+    )
+    template_fields_renderers = {"vars": "json"}
     ui_color = "#FF694B"
 
     def __init__(
@@ -32,12 +167,27 @@ class DbtBuildOperator(BaseOperator):
         project_dir: str,
         profiles_dir: str | None = None,
         target: str = "duckdb",
-        select: str | None = None,
-        exclude: str | None = None,
-        vars: dict[str, Any] | None = None,
+        select: str | list[str] | None = None,
+        exclude: str | list[str] | None = None,
+        vars: dict[str, Any] | str | None = None,
+        full_refresh: bool | str = False,
+        command: str = "build",
         duckdb_conn_id: str = DuckDBWarehouseHook.default_conn_name,
+        snowflake_conn_id: str = "snowflake_default",
+        emit_gold_assets: bool = True,
+        asset_uri_prefix: str = DEFAULT_ASSET_URI_PREFIX,
+        asset_name_prefix: str = DEFAULT_ASSET_NAME_PREFIX,
+        quiet: bool = True,
+        target_path: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if command not in ("build", "run", "test", "seed", "snapshot"):
+            raise ValueError(f"command must be build, run, test, seed or snapshot, not {command!r}")
+        # A target known only at run time (template, XComArg) may be DuckDB: serialize it too.
+        if "pool" not in kwargs and (not isinstance(target, str) or target == "duckdb" or _is_template(target)):
+            kwargs["pool"] = DUCKDB_POOL
+        if emit_gold_assets and "outlets" not in kwargs and isinstance(project_dir, str) and not _is_template(project_dir):
+            kwargs["outlets"] = dbt_gold_assets(project_dir, uri_prefix=asset_uri_prefix, name_prefix=asset_name_prefix)
         super().__init__(**kwargs)
         self.project_dir = project_dir
         self.profiles_dir = profiles_dir
@@ -45,51 +195,177 @@ class DbtBuildOperator(BaseOperator):
         self.select = select
         self.exclude = exclude
         self.vars = vars
+        self.full_refresh = full_refresh
+        self.command = command
         self.duckdb_conn_id = duckdb_conn_id
+        self.snowflake_conn_id = snowflake_conn_id
+        self.asset_uri_prefix = asset_uri_prefix
+        self.quiet = quiet
+        self.target_path = target_path
+
+    # ------------------------------------------------------------------------------------------
+
+    def dbt_args(self, target_path: str, log_path: str) -> list[str]:
+        args = [
+            self.command,
+            "--project-dir", str(self.project_dir),
+            "--profiles-dir", str(self.profiles_dir or self.project_dir),
+            "--target", str(self.target),
+            "--target-path", target_path,
+            "--log-path", log_path,
+        ]
+        if self.quiet:
+            args.append("--quiet")
+        if sel := _as_list(self.select):
+            args += ["--select", *sel]
+        if exc := _as_list(self.exclude):
+            args += ["--exclude", *exc]
+        if self.vars:
+            args += ["--vars", self.vars if isinstance(self.vars, str) else json.dumps(self.vars)]
+        if _as_bool(self.full_refresh) and self.command in ("build", "run", "seed"):
+            args.append("--full-refresh")
+        return args
+
+    def _log_node(self, event: Any) -> None:
+        """dbtRunner callback: one line per node as it finishes (status, time, rows)."""
+        if event.info.name != "NodeFinished":
+            return
+        try:
+            info, rr = event.data.node_info, event.data.run_result
+            rows = dict(rr.adapter_response).get("rows_affected")
+            if rows in (None, "", -1) and self._duckdb_path and rr.status == "success" and info.resource_type in (
+                "model", "seed", "snapshot"
+            ):
+                rows = self._count_rows(info.node_relation.relation_name)
+                if rows is not None:
+                    self._rows[info.unique_id] = rows
+            self.log.info(
+                "dbt %-7s %-40s %6.2fs%s%s",
+                rr.status, info.unique_id, rr.execution_time,
+                f" rows={rows}" if rows not in (None, "", -1) else "",
+                f"  {rr.message}" if rr.message and rr.status not in ("success", "pass") else "",
+            )
+        except Exception:  # logging must never break the build
+            self.log.debug("could not log a dbt event", exc_info=True)
+
+    def _count_rows(self, relation: str | None) -> int | None:
+        """DuckDB reports no rows_affected: count the rows of the relation just built. (In the same
+        process DuckDB shares dbt's open database, so this is a plain read.)"""
+        if not relation:
+            return None
+        try:
+            import duckdb
+
+            with duckdb.connect(self._duckdb_path) as con:
+                return con.execute(f"select count(*) from {relation}").fetchone()[0]
+        except Exception:
+            self.log.debug("could not count the rows of %s", relation, exc_info=True)
+            return None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import json
-
         from dbt.cli.main import dbtRunner
 
-        os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
-        os.environ.setdefault("DO_NOT_TRACK", "1")
-        if self.target == "duckdb":
-            os.environ["SPOTIFY_DUCKDB_PATH"] = DuckDBWarehouseHook(self.duckdb_conn_id).path
-        with tempfile.TemporaryDirectory(prefix="spotify-dbt-") as work:
-            args = [
-                "build",
-                "--project-dir", self.project_dir,
-                "--profiles-dir", self.profiles_dir or self.project_dir,
-                "--target", self.target,
-                "--target-path", os.path.join(work, "target"),
-                "--log-path", os.path.join(work, "logs"),
-            ]
-            if self.select:
-                args += ["--select", self.select]
-            if self.exclude:
-                args += ["--exclude", self.exclude]
-            if self.vars:
-                args += ["--vars", json.dumps(self.vars)]
+        duckdb_path = None
+        env: dict[str, str | None] = {}
+        if str(self.target) == "duckdb":
+            duckdb_path = DuckDBWarehouseHook(self.duckdb_conn_id).path
+            env["SPOTIFY_DUCKDB_PATH"] = duckdb_path
+        elif str(self.target) == "snowflake":
+            env.update(self._snowflake_env())
+        self._duckdb_path, self._rows = duckdb_path, {}
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="spotify-dbt-") as work, _environ(
+            **env,
+            DBT_SEND_ANONYMOUS_USAGE_STATS=os.environ.get("DBT_SEND_ANONYMOUS_USAGE_STATS", "False"),
+            DO_NOT_TRACK=os.environ.get("DO_NOT_TRACK", "1"),
+        ):
+            args = self.dbt_args(self.target_path or os.path.join(work, "target"), os.path.join(work, "logs"))
             self.log.info("dbt %s", " ".join(args))
-            res = dbtRunner().invoke(args)
+            try:
+                res = dbtRunner(callbacks=[self._log_node]).invoke(args)
+            finally:
+                _release_duckdb()
+        elapsed = round(time.monotonic() - started, 3)
         if res.exception is not None:
             raise DbtBuildFailed(f"dbt could not run: {res.exception}") from res.exception
+
         nodes = []
         for r in getattr(res.result, "results", None) or []:
-            node = {
-                "unique_id": r.node.unique_id,
+            node = r.node
+            response = dict(r.adapter_response or {})
+            nodes.append({
+                "unique_id": node.unique_id,
+                "name": node.name,
+                "resource_type": str(node.resource_type),
                 "status": str(r.status),
                 "execution_time_s": round(r.execution_time or 0.0, 3),
-                "message": r.message,
+                "rows_affected": response.get("rows_affected"),
+                "rows": self._rows.get(node.unique_id),
                 "failures": r.failures,
-            }
-            nodes.append(node)
-            self.log.info("%-8s %s (%.2fs) %s", node["status"], node["unique_id"], node["execution_time_s"], node["message"] or "")
-        failed = [n["unique_id"] for n in nodes if n["status"] in ("error", "fail", "runtime error")]
-        if not res.success:
-            raise DbtBuildFailed(f"dbt build failed: {', '.join(failed) or 'see the log'}")
+                "message": (r.message or "")[:300] or None,
+                "relation": getattr(node, "relation_name", None),
+            })
         counts: dict[str, int] = {}
         for n in nodes:
             counts[n["status"]] = counts.get(n["status"], 0) + 1
-        return {"success": True, "counts": counts, "nodes": nodes}
+        failed = [n for n in nodes if n["status"] in FAILED_STATUSES]
+        summary = {
+            "success": bool(res.success), "command": self.command, "target": str(self.target),
+            "counts": counts, "elapsed_s": elapsed, "nodes": nodes,
+        }
+        self.log.info("dbt %s: %s in %.1fs", self.command, counts, elapsed)
+        if not res.success:
+            named = "; ".join(
+                f"{n['unique_id']} ({n['status']}"
+                + (f", {n['failures']} failing rows" if n["failures"] else "")
+                + (f": {n['message']}" if n["message"] else "") + ")"
+                for n in failed
+            )
+            raise DbtBuildFailed(
+                f"dbt {self.command} failed: {len(failed)} node(s) failed: {named or 'see the log'}",
+                failed=[n["unique_id"] for n in failed],
+                result=summary,
+            )
+        self._annotate_assets(context, nodes)
+        return summary
+
+    def _snowflake_env(self) -> dict[str, str | None]:
+        """SNOWFLAKE_* for the profile, from the Airflow snowflake connection if there is one."""
+        from airflow.sdk import BaseHook
+
+        try:
+            conn = BaseHook.get_connection(self.snowflake_conn_id)
+        except Exception:
+            self.log.info("no connection %r: the Snowflake profile reads SNOWFLAKE_* from the environment", self.snowflake_conn_id)
+            return {}
+        extra = conn.extra_dejson
+        pick = lambda *keys: next((str(extra[k]) for k in keys if extra.get(k)), None)  # noqa: E731
+        return {
+            "SNOWFLAKE_ACCOUNT": pick("account", "extra__snowflake__account"),
+            "SNOWFLAKE_USER": conn.login or None,
+            "SNOWFLAKE_PASSWORD": conn.password or None,
+            "SNOWFLAKE_ROLE": pick("role", "extra__snowflake__role"),
+            "SNOWFLAKE_WAREHOUSE": pick("warehouse", "extra__snowflake__warehouse"),
+            "SNOWFLAKE_DATABASE": pick("database", "extra__snowflake__database"),
+            "SNOWFLAKE_SCHEMA": conn.schema or None,
+        }
+
+    def _annotate_assets(self, context: Context, nodes: list[dict[str, Any]]) -> None:
+        """Puts each gold model's status and row count on its asset event (Airflow records an event
+        for every declared outlet when the task succeeds)."""
+        outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
+        if outlet_events is None:
+            return
+        by_name = {n["name"]: n for n in nodes if n["resource_type"] in ("model", "snapshot", "seed")}
+        for asset in self.outlets or []:
+            if not isinstance(asset, Asset):
+                continue
+            model = asset.uri.rstrip("/").rsplit("/", 1)[-1]
+            node = by_name.get(model)
+            extra: dict[str, Any] = {"dbt_model": model, "built": node is not None}
+            if node is not None:
+                extra.update(
+                    status=node["status"], rows=node["rows"] if node["rows"] is not None else node["rows_affected"],
+                    execution_time_s=node["execution_time_s"],
+                )
+            outlet_events[asset].extra = extra

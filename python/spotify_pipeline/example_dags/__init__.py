@@ -1,0 +1,1 @@
+"""Example DAGs shipped with the provider (not loaded unless a dags folder points here)."""
