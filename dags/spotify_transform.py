@@ -16,8 +16,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from spotify_pipeline.assets import GOLD_ASSETS, STAGED_BRONZE
+from spotify_pipeline.assets import STAGED_BRONZE
 from spotify_pipeline.operators import DashboardExportOperator, DbtBuildOperator
+from spotify_pipeline.operators.dbt import dbt_gold_assets
 
 DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
 # Every task that writes the DuckDB file runs in this one-slot pool: DuckDB allows one writer.
@@ -55,7 +56,8 @@ with DAG(
         project_dir="{{ var.value.get('spotify_dbt_project_dir', '" + DBT_PROJECT_DIR + "') }}",
         target=choose_target(),
         pool=DUCKDB_POOL,
-        outlets=GOLD_ASSETS,
+        # One Asset per model in dbt/models/marts (read from the files, no dbt parse).
+        outlets=dbt_gold_assets(DBT_PROJECT_DIR),
     )
     # One offline HTML file of the dashboard in the lake (dashboards/spotify/latest.html). It
     # reads the DuckDB gold tables, so it shares the pool with the file's writers.

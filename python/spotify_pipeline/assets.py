@@ -13,7 +13,8 @@ BRONZE_LAKE = Asset(name="spotify_bronze_lake", uri="s3://spotify-lake/bronze/sp
 # The warehouse's bronze table, whichever warehouse it is: the event's extra says which.
 STAGED_BRONZE = Asset(name="spotify_staged_bronze", uri="spotify://warehouse/bronze/spotify_events", group="spotify")
 
-# The gold tables (dbt marts) that BI tools and the dashboard read.
+# The gold tables (dbt marts) that BI tools and the dashboard read: the contract. The transform
+# DAG declares an Asset for every mart (operators.dbt.dbt_gold_assets), these among them.
 GOLD_MODELS = (
     "fct_user_activity", "fct_listening_sessions", "dim_songs", "dim_artists", "dim_users",
     "kpi_daily_engagement", "kpi_song_skip_rates", "kpi_artist_popularity", "kpi_top_songs",

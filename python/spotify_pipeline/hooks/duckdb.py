@@ -196,7 +196,7 @@ class DuckDBWarehouseHook(BaseHook):
                     raise RuntimeError(f"inserted {inserted} quarantined records; the manifests say {sum(b['quarantined'] for b in todo)}")
             con.executemany(
                 f"""INSERT INTO {self.ledger_table} (batch_id, kafka_partition, start_offset, end_offset, files, rows, quarantined, loaded_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, now())""",
+                    VALUES (?, ?, ?, ?, ?, ?, ?, timezone('UTC', now()))""",
                 [[b["batch_id"], b["partition"], b["start_offset"], b["end_offset"], b["files"], b["rows"], b["quarantined"]] for b in todo],
             )
             con.execute("COMMIT")

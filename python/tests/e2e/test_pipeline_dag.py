@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from gold_kpis import check_gold_kpis
 from reconcile import committed_bronze, duplicates
 from spotify_pipeline import _core
 
@@ -128,6 +129,13 @@ def test_dag_end_to_end_reconciles_every_layer(stack, airflow_env, topic, lake_p
     assert {k: v for k, v in gold.items() if v} == dict(plays)
     assert dbt["success"] and "error" not in dbt["counts"] and "fail" not in dbt["counts"]
 
+    # Every gold KPI, silver, sessions and the rejected rows, recomputed from the bronze files.
+    checked = check_gold_kpis(
+        str(db), bronze, drain["quarantined"],
+        quarantined_by_reason=drain["quarantined_by_reason"], duplicates=truth["duplicates"],
+    )
+    assert checked
+
     # The same seed again re-delivers the same records. Staging skips the loaded batches and
     # silver still has one row per event.
     xcom2 = run_dag(airflow_env, {**FAULTS, "topic": topic})
@@ -140,6 +148,8 @@ def test_dag_end_to_end_reconciles_every_layer(stack, airflow_env, topic, lake_p
         gold_plays = con.execute("select sum(plays) from gold.fct_song_plays_daily").fetchone()[0]
     assert (bronze_rows, distinct, silver2) == (2 * truth["valid"], silver[1], silver[1])
     assert gold_plays == sum(plays.values())
+    # The re-delivered batches (new files, same events) change no KPI: recomputed over both loads.
+    check_gold_kpis(str(db), committed_bronze(stack, lake_prefix, topic), drain["quarantined"] + xcom2["drain"]["quarantined"])
 
 
 def test_registered_with_airflow(airflow_env):

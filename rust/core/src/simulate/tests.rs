@@ -211,3 +211,16 @@ fn bad_config_is_refused() {
     let bad = SimConfig { faults: Faults { duplicate_rate: 1.5, ..Default::default() }, ..Default::default() };
     assert!(Simulator::new(bad).is_err());
 }
+
+#[test]
+fn estimated_span_covers_the_events_without_much_to_spare() {
+    // A run without a start ends "now" by this estimate: under it, events would be in the future.
+    for (users, n) in [(100, 60_000), (500, 100_000), (2_000, 100_000)] {
+        let cfg = SimConfig { users, ..Default::default() };
+        let (records, _, _) = run(&cfg, n);
+        let times: Vec<i64> = valid_events(&records).iter().map(ts).collect();
+        let actual = (times.iter().max().unwrap() - times.iter().min().unwrap()) as f64;
+        let ratio = cfg.estimated_span_ms(n as u64) as f64 / actual;
+        assert!((1.0..1.3).contains(&ratio), "{users} users, {n} events: estimate / actual span = {ratio:.3}");
+    }
+}
