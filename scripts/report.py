@@ -85,15 +85,20 @@ def main() -> int:
             total = con.execute("select count(*) from bronze.spotify_events").fetchone()[0]
             silver = con.execute("select count(*) from silver.stg_spotify__events").fetchone()[0]
             print(f"warehouse total : {total:>12,} bronze rows, {silver:,} silver events (all runs)")
-            print("\ntop songs (gold.fct_song_plays_daily, all days):")
-            rows = con.execute(
-                """select song_name, artist_name, sum(plays) as plays,
-                          round(sum(skips) / nullif(sum(plays), 0), 3) as skip_rate
-                   from gold.fct_song_plays_daily group by all order by plays desc, song_name limit 5"""
-            ).fetchall()
+            rejected = con.execute("select count(*) from silver.int_events_rejected").fetchone()[0]
+            print(f"silver rejected :  {rejected:>11,} (quarantined by the drain or failing silver rules; gold.kpi_rejected_events)")
+            dau = con.execute(
+                "select date, daily_active_users, plays, round(avg_session_duration_s / 60, 1) "
+                "from gold.kpi_daily_engagement order by date desc limit 1"
+            ).fetchone()
+            if dau:
+                print(f"latest day      : {dau[0]}: {dau[1]:,} active users, {dau[2]:,} plays, sessions {dau[3]} min on average")
+            print("\ntop songs (gold.kpi_top_songs):")
+            rows = con.execute("select song_name, artist_name, plays, round(skip_rate, 3) from gold.kpi_top_songs order by play_rank limit 5").fetchall()
             print(f"  {'song':<24} {'artist':<26} {'plays':>8} {'skip rate':>9}")
             for song, artist, plays, skip in rows:
                 print(f"  {song:<24} {artist:<26} {plays:>8,} {skip if skip is not None else '':>9}")
+            print("\nthe dashboard: Airflow → Spotify dashboard (/spotify-dashboard/), or dashboards/spotify/latest.html in the lake")
     return 0 if state == "success" else 1
 
 
