@@ -56,7 +56,7 @@ def sim_config(
     if start not in (None, ""):
         cfg["start_ms"] = parse_start_ms(start)
     else:
-        now = (now or datetime.now(timezone.utc)).replace(second=0, microsecond=0)
-        span = _core.estimated_span_ms({**cfg, "start_ms": 0}, events or 0)
-        cfg["start_ms"] = int(now.timestamp() * 1000) - span - span % 60_000
+        now = now or datetime.now(timezone.utc)
+        # Events stamped after "now" would be invalid downstream: place them to end just before.
+        cfg["start_ms"] = _core.start_ending_at({**cfg, "start_ms": 0}, events or 0, int(now.timestamp() * 1000))
     return cfg

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import json
+from datetime import datetime, timedelta, timezone
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -95,11 +96,11 @@ def test_simulation_settings():
     now = datetime(2026, 3, 1, 12, 30, 45, tzinfo=timezone.utc)
     assert sim_config(start="2026-01-15T00:00:00Z", now=now)["start_ms"] == 1_768_435_200_000
     assert sim_config(start="2026-01-15T00:00:00", now=now)["start_ms"] == 1_768_435_200_000
-    # Without a start, the events end about now: the start is their estimated span earlier.
+    # Without a start, the events end just before now (never after: they would be invalid).
     cfg = sim_config(events=100_000, now=now)
-    span = _core.estimated_span_ms(cfg, 100_000)
-    end = int(now.replace(second=0).timestamp() * 1000)
-    assert 0 <= end - span - cfg["start_ms"] < 60_000 and span > 86_400_000
+    last = max(datetime.fromisoformat(json.loads(r)["event_ts"].replace("Z", "+00:00")) for _, r in _core.simulate(cfg, 100_000))
+    assert now - timedelta(hours=6) < last <= now  # the last session can end in a quiet hour
+    assert now.timestamp() * 1000 - cfg["start_ms"] > 86_400_000
     cfg = sim_config(faults={"duplicate_rate": "0.05", "late_rate": None}, now=now)
     assert cfg["faults"] == {"max_late_ms": 7_200_000, "duplicate_rate": 0.05}
     with pytest.raises(ValueError, match="unknown fault"):

@@ -111,6 +111,13 @@ fn estimated_span_ms(sim: &Bound<'_, PyAny>, count: u64) -> PyResult<i64> {
     Ok(cfg.estimated_span_ms(count))
 }
 
+/// A simulated start such that `count` events end at or just before `end_ms` (see the core).
+#[pyfunction]
+fn start_ending_at(py: Python<'_>, sim: &Bound<'_, PyAny>, count: u64, end_ms: i64) -> PyResult<i64> {
+    let cfg: core::simulate::SimConfig = from_py(sim, "sim")?;
+    py.detach(|| core::simulate::start_ending_at(&cfg, count, end_ms)).map_err(to_pyerr)
+}
+
 /// Writes the catalog (songs, artists, users, subscriptions) to the lake as Parquet.
 #[pyfunction]
 fn publish_reference(py: Python<'_>, sim: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
@@ -246,6 +253,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(estimated_span_ms, m)?)?;
     m.add_function(wrap_pyfunction!(publish_reference, m)?)?;
+    m.add_function(wrap_pyfunction!(start_ending_at, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_throughput, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_to_file, m)?)?;
     m.add_function(wrap_pyfunction!(produce, m)?)?;

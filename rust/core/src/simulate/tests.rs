@@ -224,3 +224,16 @@ fn estimated_span_covers_the_events_without_much_to_spare() {
         assert!((1.0..1.3).contains(&ratio), "{users} users, {n} events: estimate / actual span = {ratio:.3}");
     }
 }
+
+#[test]
+fn a_run_ending_now_has_no_event_after_now() {
+    let end = 1_779_000_000_000; // any "now"
+    for (users, n) in [(500, 20), (500, 6_000), (100, 30_000), (2_000, 60_000)] {
+        let cfg = SimConfig { users, ..Default::default() };
+        let start = start_ending_at(&cfg, n as u64, end).unwrap();
+        let (records, _, stats) = run(&SimConfig { start_ms: start, ..cfg }, n);
+        let last = valid_events(&records).iter().map(ts).max().unwrap();
+        assert!(last <= end && end - last < 3_600_000, "{users} users, {n} events: last event {} ms before the end", end - last);
+        assert_eq!(stats.last_event_ms, Some(last));
+    }
+}
