@@ -16,6 +16,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from spotify_pipeline import _core
+from spotify_pipeline.hooks.bronze_tables import BronzeTables
 
 DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -36,7 +37,7 @@ def identifier(name: str) -> str:
     return name
 
 
-class DuckDBWarehouseHook(BaseHook):
+class DuckDBWarehouseHook(BaseHook, BronzeTables):
     conn_name_attr = "duckdb_conn_id"
     default_conn_name = "duckdb_default"
     conn_type = "duckdb"
@@ -81,18 +82,6 @@ class DuckDBWarehouseHook(BaseHook):
 
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         return duckdb.connect(self.path, read_only=read_only)
-
-    @property
-    def bronze_table(self) -> str:
-        return f"{self.schema}.{self.table}"
-
-    @property
-    def ledger_table(self) -> str:
-        return f"{self.schema}._loads"
-
-    @property
-    def quarantine_table(self) -> str:
-        return f"{self.schema}.{self.table}_quarantine"
 
     def loaded_batch_ids_or_busy(self) -> set[str] | None:
         """The ledger's batch ids, read-only, or None while another process writes the file."""

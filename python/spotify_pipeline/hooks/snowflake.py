@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseHook
 
 from spotify_pipeline import _core
+from spotify_pipeline.hooks.bronze_tables import BronzeTables
 from spotify_pipeline.hooks.duckdb import identifier
 
 SNOWFLAKE_TYPES = {
@@ -38,6 +41,17 @@ _REFERENCE_TYPES = {"VARCHAR": "VARCHAR", "BIGINT": "BIGINT", "INTEGER": "INTEGE
 _LOCAL_PATH = re.compile(r"^[A-Za-z0-9_./=+-]+$")
 
 
+@contextmanager
+def _transaction(cur) -> Iterator[None]:
+    cur.execute("BEGIN")
+    try:
+        yield
+        cur.execute("COMMIT")
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+
+
 def _put(cur, local_path: str, stage_dir: str) -> None:
     # PUT takes no bind parameters; both parts are built here from checked names.
     if not _LOCAL_PATH.match(local_path):
@@ -45,7 +59,7 @@ def _put(cur, local_path: str, stage_dir: str) -> None:
     cur.execute(f"PUT 'file://{local_path}' @{stage_dir} AUTO_COMPRESS = FALSE OVERWRITE = TRUE")
 
 
-class SnowflakeWarehouseHook(BaseHook):
+class SnowflakeWarehouseHook(BaseHook, BronzeTables):
     """Loads prepared bronze batches into Snowflake. See the module documentation."""
 
     conn_name_attr = "snowflake_conn_id"
@@ -70,18 +84,6 @@ class SnowflakeWarehouseHook(BaseHook):
         from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
         return SnowflakeHook(snowflake_conn_id=self.snowflake_conn_id).get_conn()
-
-    @property
-    def bronze_table(self) -> str:
-        return f"{self.schema}.{self.table}"
-
-    @property
-    def ledger_table(self) -> str:
-        return f"{self.schema}._loads"
-
-    @property
-    def quarantine_table(self) -> str:
-        return f"{self.schema}.{self.table}_quarantine"
 
     def ensure_tables(self, con) -> None:
         def columns(table: str) -> str:
@@ -152,38 +154,39 @@ class SnowflakeWarehouseHook(BaseHook):
         quarantine = [p for b in todo for p in b["quarantine_local_paths"]]
         if quarantine:
             self._stage_files(cur, load_dir, quarantine, "quarantine", tmp)
-        cur.execute("BEGIN")
         try:
-            # Another loader may have committed some of these batches since the check above.
-            if self._loaded_among(cur, ids) != already:
-                raise RuntimeError("another load committed some of these batches meanwhile; re-run to load the rest")
-            for table, kind, expected in (
-                (self.bronze_table, "events", sum(b["rows"] for b in todo)),
-                (self.quarantine_table, "quarantine", sum(b["quarantined"] for b in todo)),
-            ):
-                if kind == "quarantine" and not quarantine:
-                    continue
-                before = self._count(cur, table)
-                cur.execute(
-                    f"COPY INTO {table} FROM @{self.stage}/{load_dir}/{kind}/ "
-                    "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE ON_ERROR = ABORT_STATEMENT"
-                )
-                inserted = self._count(cur, table) - before
-                if inserted != expected:
-                    raise RuntimeError(f"COPY INTO {table} loaded {inserted} rows; the manifests say {expected}")
-            for b in todo:
-                cur.execute(
-                    f"""INSERT INTO {self.ledger_table} (batch_id, kafka_partition, start_offset, end_offset, files, rows, quarantined, loaded_at)
-                        VALUES (%s, %s, %s, %s, %s, %s, %s, CURRENT_TIMESTAMP())""",
-                    [b["batch_id"], b["partition"], b["start_offset"], b["end_offset"], ",".join(b["files"]), b["rows"], b["quarantined"]],
-                )
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+            with _transaction(cur):
+                self._load_in_transaction(cur, ids, already, todo, load_dir, bool(quarantine))
         finally:
             self._remove_staged(cur, load_dir)
         return todo, skipped
+
+    def _load_in_transaction(self, cur, ids: list[str], already: set[str], todo: list[dict[str, Any]], load_dir: str, quarantine: bool) -> None:
+        """COPY the staged files of ``todo`` into events and quarantine, check the counts, write
+        the ledger rows: run inside one transaction."""
+        # Another loader may have committed some of these batches since the check above.
+        if self._loaded_among(cur, ids) != already:
+            raise RuntimeError("another load committed some of these batches meanwhile; re-run to load the rest")
+        for table, kind, expected in (
+            (self.bronze_table, "events", sum(b["rows"] for b in todo)),
+            (self.quarantine_table, "quarantine", sum(b["quarantined"] for b in todo)),
+        ):
+            if kind == "quarantine" and not quarantine:
+                continue
+            before = self._count(cur, table)
+            cur.execute(
+                f"COPY INTO {table} FROM @{self.stage}/{load_dir}/{kind}/ "
+                "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE ON_ERROR = ABORT_STATEMENT"
+            )
+            inserted = self._count(cur, table) - before
+            if inserted != expected:
+                raise RuntimeError(f"COPY INTO {table} loaded {inserted} rows; the manifests say {expected}")
+        for b in todo:
+            cur.execute(
+                f"""INSERT INTO {self.ledger_table} (batch_id, kafka_partition, start_offset, end_offset, files, rows, quarantined, loaded_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, SYSDATE())""",
+                [b["batch_id"], b["partition"], b["start_offset"], b["end_offset"], ",".join(b["files"]), b["rows"], b["quarantined"]],
+            )
 
     def _loaded_among(self, cur, ids: list[str]) -> set[str]:
         placeholders = ", ".join(["%s"] * len(ids))
@@ -207,22 +210,23 @@ class SnowflakeWarehouseHook(BaseHook):
         cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         load_dir = f"reference_{uuid.uuid4().hex}"
         for table, paths in sorted(files.items()):
-            kinds = duckdb.sql("DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)", params=[paths]).fetchall()
+            # One file per table, with the key's `catalog=<seed>-<songs>-<users>` as a column,
+            # as DuckDB's hive_partitioning gives it (COPY cannot read it from the path).
+            merged = Path(paths[0]).parent / f"_{identifier(table)}_with_catalog.parquet"
+            with duckdb.connect() as local:
+                local.execute(f"COPY (SELECT * FROM read_parquet(?, hive_partitioning = true)) TO '{merged}' (FORMAT parquet)", [paths])
+                kinds = local.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(merged)]).fetchall()
             cols = ", ".join(f"{identifier(n)} {_reference_type(t)}" for n, t, *_ in kinds)
             cur.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{identifier(table)} ({cols})")
-            self._stage_files(cur, load_dir, paths, table, Path(paths[0]).parent / "_snowflake")
+            self._stage_files(cur, load_dir, [str(merged)], table, merged.parent / "_snowflake")
         counts = {}
-        cur.execute("BEGIN")
         try:
-            for table in sorted(files):
-                name = f"{schema}.{table}"
-                cur.execute(f"DELETE FROM {name}")
-                cur.execute(f"COPY INTO {name} FROM @{self.stage}/{load_dir}/{table}/ FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE")
-                counts[table] = self._count(cur, name)
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+            with _transaction(cur):
+                for table in sorted(files):
+                    name = f"{schema}.{table}"
+                    cur.execute(f"DELETE FROM {name}")
+                    cur.execute(f"COPY INTO {name} FROM @{self.stage}/{load_dir}/{table}/ FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE")
+                    counts[table] = self._count(cur, name)
         finally:
             self._remove_staged(cur, load_dir)
         return counts

@@ -107,6 +107,8 @@ def test_snowflake_path_loads_exactly_once_with_quarantine_and_reference(stack, 
     assert sorted(ledger) == sorted((b["batch_id"], b["rows"], b["quarantined"]) for b in drained["batches"])
     assert first["reference"]["songs"] == SIM["songs"] and first["reference"]["users"] == SIM["users"]
     assert rows(snowflake, "SELECT count(*) FROM reference.songs") == [(SIM["songs"],)]
+    # The lake key's catalog=<seed>-<songs>-<users> is a column, as in DuckDB (dbt joins on it).
+    assert rows(snowflake, "SELECT DISTINCT catalog FROM reference.users") == [(f"2026-{SIM['songs']}-{SIM['users']}",)]
 
     # Re-run: a no-op, and the reference tables are replaced, not appended to.
     again = stage()
