@@ -7,7 +7,9 @@ On one topic of our simulated events (same broker, same data):
   2. our drain (Rust): read, validate, Arrow, Parquet (zstd), MinIO, manifests;
   3. our drain as two processes, each over half the partitions (1 -> 2 tasks);
   4. a seed-style Python consumer (kafka-python, JSON files to MinIO with boto3).
-Also the drain's peak RSS (VmHWM), measured in a child process.
+Also the drain's peak RSS (VmHWM) and its RSS sampled over the run (flat = bounded memory,
+whatever the backlog), measured in a child process. With the drain's own defaults
+(16 MiB batches); `--batch-max-mb` changes that.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from common import fresh_topic, kafka_tool, ratio_table, stack_env  # noqa: E402
 from spotify_pipeline import _core  # noqa: E402
 
 SIM = {"seed": 1, "start_ms": 1_772_323_200_000, "users": 20_000, "songs": 20_000}
-DRAIN = {"group_id": "bench", "dataset": "spotify_events", "batch_max_records": 100_000, "batch_max_bytes": 64 << 20, "idle_timeout_s": 60}
+DRAIN = {"group_id": "bench", "dataset": "spotify_events", "idle_timeout_s": 60}
 
 CHILD = """
 import json, resource, sys, time
@@ -41,7 +43,14 @@ print(json.dumps({"rows": s["rows"], "bytes": s["bytes"], "wall_s": wall, "rss_k
 """
 
 
-def drain_processes(env, topic, prefix, partition_sets):
+def rss_kb(pid: int) -> int | None:
+    try:
+        return next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS"))
+    except (OSError, StopIteration):
+        return None
+
+
+def drain_processes(env, topic, prefix, partition_sets, opts):
     kafka = {"client": {"bootstrap.servers": env["SPOTIFY_KAFKA_BOOTSTRAP"]}, "topic": topic, "timeout_s": 60}
     lake = {"url": f"s3://{env['SPOTIFY_LAKE_BUCKET']}/{prefix}", "options": {
         "aws_endpoint": env["SPOTIFY_S3_ENDPOINT"], "aws_allow_http": "true", "aws_access_key_id": env["SPOTIFY_S3_ACCESS_KEY"],
@@ -49,13 +58,25 @@ def drain_processes(env, topic, prefix, partition_sets):
     }}
     t = time.perf_counter()
     procs = [
-        subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(kafka), json.dumps(lake), json.dumps({**DRAIN, "partitions": ps})],
+        subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(kafka), json.dumps(lake), json.dumps({**opts, "partitions": ps})],
                          stdout=subprocess.PIPE, text=True)
         for ps in partition_sets
     ]
+    samples = []  # RSS of the first process over the run
+    while procs[0].poll() is None:
+        if (kb := rss_kb(procs[0].pid)) is not None:
+            samples.append(kb)
+        time.sleep(0.25)
     outs = [json.loads(p.communicate()[0]) for p in procs]
     wall = time.perf_counter() - t
-    return sum(o["rows"] for o in outs), wall, max(o["rss_kb"] for o in outs)
+    return sum(o["rows"] for o in outs), wall, max(o["rss_kb"] for o in outs), samples
+
+
+def over_time(samples: list[int]) -> str:
+    """RSS at 25/50/75/100% of the run, in MB."""
+    if not samples:
+        return "-"
+    return " / ".join(f"{samples[min(len(samples) - 1, int(len(samples) * q))] / 1024:.0f}" for q in (0.25, 0.5, 0.75, 0.999))
 
 
 def seed_style(env, topic, n):
@@ -89,6 +110,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--seed-style-events", type=int, default=50_000)
+    ap.add_argument("--batch-max-mb", type=int, default=None, help="the drain's batch_max_bytes in MiB (default: its own, 16)")
     args = ap.parse_args()
     env = stack_env()
     n = args.events
@@ -105,10 +127,11 @@ def main() -> None:
     cp = (float(row[5]), float(row[3]))
     print(f"ConsumerPerformance: {cp[0]:,.0f} records/s", flush=True)
 
-    rows1, wall1, rss1 = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[]])
+    opts = {**DRAIN, **({"batch_max_bytes": args.batch_max_mb << 20} if args.batch_max_mb else {})}
+    rows1, wall1, rss1, samples = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[]], opts)
     assert rows1 == n, rows1
-    print(f"drain, 1 task: {n / wall1:,.0f} records/s, peak RSS {rss1 / 1024:.0f} MB", flush=True)
-    rows2, wall2, rss2 = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[0, 2], [1, 3]])
+    print(f"drain, 1 task: {n / wall1:,.0f} records/s, peak RSS {rss1 / 1024:.0f} MB, RSS at 25/50/75/100% of the run: {over_time(samples)} MB", flush=True)
+    rows2, wall2, rss2, _ = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[0, 2], [1, 3]], opts)
     assert rows2 == n, rows2
     print(f"drain, 2 tasks: {n / wall2:,.0f} records/s", flush=True)
     seed = seed_style(env, topic, args.seed_style_events)
@@ -121,7 +144,8 @@ def main() -> None:
     ]
     print(f"\ndraining {n:,} events ({mb:,.0f} MB, 4 partitions) into MinIO, one broker, 2 cores:\n")
     print(ratio_table(rows, "Kafka ConsumerPerformance (read only)"))
-    print(f"\nours / seed-style: {rows[1][1] / seed[0]:.0f}x; peak RSS of one drain: {rss1 / 1024:.0f} MB")
+    print(f"\nours / seed-style: {rows[1][1] / seed[0]:.0f}x; one drain: peak RSS {rss1 / 1024:.0f} MB, "
+          f"RSS at 25/50/75/100% of the run {over_time(samples)} MB")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
         path = conn.extra_dejson.get("path") or conn.host
         if not path:
             raise ValueError(f"DuckDB connection {self.duckdb_conn_id!r} has no path (extra.path or host)")
-        return str(path)
+        self._path = str(path)
+        return self._path
 
     def connect(self, read_only: bool = False):
         import duckdb

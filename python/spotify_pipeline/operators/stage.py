@@ -44,7 +44,7 @@ class StageToWarehouseOperator(BaseOperator):
         table: str = "spotify_events",
         load_reference: bool = True,
         chunk_batches: int = 64,
-        chunk_rows: int = 200_000,
+        chunk_rows: int = 5_000_000,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,22 +61,33 @@ class StageToWarehouseOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         warehouse = warehouse_hook(self.warehouse_conn_id, self.schema, self.table)
         lake = LakeHook(self.lake_url, self.lake_conn_id).lake_config()
+        # One connection for the whole stage: the task holds the DuckDB pool slot anyway.
         with warehouse.connect() as con:
-            warehouse.ensure_tables(con)
-            loaded = warehouse.loaded_batch_ids(con)
+            summary = self._stage(context, warehouse, lake, con)
+        self._describe_outlet_events(context, summary)
+        self.log.info(
+            "Loaded %s rows (and %s quarantined records) from %d batches into %s",
+            f"{summary['rows']:,}", f"{summary['quarantined']:,}", summary["batches"], warehouse.bronze_table,
+        )
+        return summary
+
+    def _stage(self, context: Context, warehouse: WarehouseHook, lake: dict[str, Any], con) -> dict[str, Any]:
+        warehouse.ensure_tables(con)
+        loaded = warehouse.loaded_batch_ids(con)
         pending = _core.pending_batches(lake, self.topic, sorted(loaded))
         self.log.info("%d committed batches in %s, %d already loaded, %d to load", len(pending) + len(loaded), self.lake_url, len(loaded), len(pending))
         summary = {
             "batches": 0, "rows": 0, "quarantined": 0, "files": 0, "skipped_already_loaded": len(loaded),
             "table": warehouse.bronze_table, "warehouse": warehouse.ref()["conn_type"],
         }
-        summary["reference"] = self._load_reference(warehouse, lake) if self.load_reference else {}
+        summary["reference"] = self._load_reference(warehouse, lake, con) if self.load_reference else {}
         if not pending:
-            self._describe_outlet_events(context, summary)
             return summary
         # In chunks: each chunk is prepared, then loaded with its ledger rows in one transaction,
         # so progress is kept as it goes and local disk use stays bounded by two chunks. The
-        # next chunk is fetched (Rust, GIL released) while the warehouse loads this one.
+        # next chunk is fetched (Rust, GIL released) while the warehouse loads this one. Chunks
+        # are large: DuckDB loads one big INSERT much faster than several small ones (1 M rows:
+        # 1.2 s as one, 2.7 s as ten).
         progress = log_progress(self.log)
         chunks = self._chunks(pending)
         done = 0
@@ -92,8 +103,7 @@ class StageToWarehouseOperator(BaseOperator):
                 prepared = upcoming.result()
                 if n + 1 < len(chunks):
                     upcoming = prepare(chunks[n + 1])
-                with warehouse.connect() as con:
-                    loaded_now, skipped = warehouse.load_batches(con, prepared)
+                loaded_now, skipped = warehouse.load_batches(con, prepared)
                 summary["batches"] += len(loaded_now)
                 summary["rows"] += sum(b["rows"] for b in loaded_now)
                 summary["quarantined"] += sum(b["quarantined"] for b in loaded_now)
@@ -104,11 +114,6 @@ class StageToWarehouseOperator(BaseOperator):
                         Path(path).unlink(missing_ok=True)
                 done += len(prepared)
                 self.log.info("loaded %d of %d batches", done, len(pending))
-        self._describe_outlet_events(context, summary)
-        self.log.info(
-            "Loaded %s rows (and %s quarantined records) from %d batches into %s",
-            f"{summary['rows']:,}", f"{summary['quarantined']:,}", summary["batches"], warehouse.bronze_table,
-        )
         return summary
 
     def _chunks(self, pending: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -131,7 +136,7 @@ class StageToWarehouseOperator(BaseOperator):
         for outlet in self.outlets:
             outlet_events[outlet].extra = {k: summary[k] for k in ("warehouse", "table", "batches", "rows", "quarantined")}
 
-    def _load_reference(self, warehouse: WarehouseHook, lake: dict[str, Any]) -> dict[str, int]:
+    def _load_reference(self, warehouse: WarehouseHook, lake: dict[str, Any], con) -> dict[str, int]:
         """Dimension tables from the lake's reference/ data (published by the producer)."""
         with tempfile.TemporaryDirectory(prefix="spotify-reference-") as tmp:
             fetched = _core.fetch_prefix(lake, "reference", ".parquet", tmp)
@@ -141,7 +146,6 @@ class StageToWarehouseOperator(BaseOperator):
             if not files:
                 self.log.info("No reference data in %s/reference", self.lake_url)
                 return {}
-            with warehouse.connect() as con:
-                counts = warehouse.replace_reference_tables(con, files)
+            counts = warehouse.replace_reference_tables(con, files)
         self.log.info("Reference tables: %s", counts)
         return counts
