@@ -153,6 +153,9 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
 
         Batches the ledger already has are skipped. Returns (loaded, skipped).
         """
+        # Rows of a bronze table have no order to keep: without it DuckDB inserts in parallel
+        # (1 M rows: 1.3 s -> 1.0 s, bench/stage.py).
+        con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN TRANSACTION")
         try:
             ids = [b["batch_id"] for b in batches]
