@@ -24,7 +24,7 @@ os.environ["AIRFLOW_CONN_LAKE_KILL"] = sys.argv[1]
 os.environ["AIRFLOW_CONN_DUCKDB_KILL"] = sys.argv[2]
 from spotify_pipeline.operators.stage import StageToWarehouseOperator
 StageToWarehouseOperator(task_id="stage", topic=sys.argv[3], lake_url=sys.argv[4], lake_conn_id="lake_kill",
-                         warehouse_conn_id="duckdb_kill", load_reference=False).execute(context={})
+                         warehouse_conn_id="duckdb_kill", load_reference=False, chunk_batches=8).execute(context={})
 """
 
 
@@ -35,7 +35,8 @@ def test_twenty_kill9s_of_the_stager_keep_counts_exact(stack, topic, lake_prefix
     def add_backlog(seed: int, n: int) -> None:
         nonlocal produced
         _core.produce(kafka, {**SIM, "seed": seed}, {"count": n})
-        # Many small batches: each is one load transaction, so kills land between and inside them.
+        # Many small batches, 8 to a load transaction (chunk_batches), so kills land between and
+        # inside transactions.
         _core.drain(kafka, lake, {"group_id": "stage-kill", "batch_max_records": 300})
         produced += n
 
