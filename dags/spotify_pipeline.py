@@ -22,14 +22,13 @@ from airflow.sdk import DAG, Param, task
 
 from spotify_pipeline import _core
 from spotify_pipeline.assets import BRONZE_LAKE, KAFKA_EVENTS, STAGED_BRONZE
+from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
 from spotify_pipeline.operators import KafkaDrainOperator, SpotifyProducerOperator, StageToWarehouseOperator
 from spotify_pipeline.operators.drain import partition_sets
 from spotify_pipeline.sensors import BronzeBatchSensor, KafkaLagSensor
 
 LAKE_URL = "{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}"
-# Every task that writes the DuckDB file runs in this one-slot pool: DuckDB allows one writer.
-DUCKDB_POOL = "spotify_duckdb"
 
 WAREHOUSE_CONN_ID = "{{ 'snowflake_default' if params.warehouse == 'snowflake' else 'duckdb_default' }}"
 

@@ -17,12 +17,11 @@ import pendulum
 from airflow.sdk import DAG, Param, task
 
 from spotify_pipeline.assets import STAGED_BRONZE
+from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
 from spotify_pipeline.operators import DashboardExportOperator, DbtBuildOperator
 from spotify_pipeline.operators.dbt import dbt_gold_assets
 
 DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
-# Every task that writes the DuckDB file runs in this one-slot pool: DuckDB allows one writer.
-DUCKDB_POOL = "spotify_duckdb"
 
 with DAG(
     dag_id="spotify_transform",

@@ -23,8 +23,19 @@ GOLD_MODELS = (
 )
 
 
-def gold_asset(model: str) -> Asset:
-    return Asset(name=f"spotify_gold_{model}", uri=f"spotify://warehouse/gold/{model}", group="spotify")
+DEFAULT_ASSET_URI_PREFIX = "spotify://warehouse"
+DEFAULT_ASSET_NAME_PREFIX = "spotify"
+
+
+def gold_asset(
+    model: str,
+    schema: str = "gold",
+    uri_prefix: str = DEFAULT_ASSET_URI_PREFIX,
+    name_prefix: str = DEFAULT_ASSET_NAME_PREFIX,
+) -> Asset:
+    """The Airflow Asset of one gold table: uri ``<uri_prefix>/<schema>/<model>``, name
+    ``<name_prefix>_<schema>_<model>``."""
+    return Asset(name=f"{name_prefix}_{schema}_{model}", uri=f"{uri_prefix.rstrip('/')}/{schema}/{model}", group="spotify")
 
 
 GOLD_ASSETS = [gold_asset(m) for m in GOLD_MODELS]

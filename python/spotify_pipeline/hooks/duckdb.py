@@ -27,6 +27,9 @@ DUCKDB_TYPES = {
     "timestamp_ms_utc": "TIMESTAMP",
 }
 
+# Every task that writes the DuckDB file runs in this one-slot pool: DuckDB allows one writer.
+DUCKDB_POOL = "spotify_duckdb"
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 

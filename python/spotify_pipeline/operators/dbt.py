@@ -34,11 +34,9 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context
 
-from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook
+from spotify_pipeline.assets import DEFAULT_ASSET_NAME_PREFIX, DEFAULT_ASSET_URI_PREFIX, gold_asset
+from spotify_pipeline.hooks.duckdb import DUCKDB_POOL, DuckDBWarehouseHook
 
-DUCKDB_POOL = "spotify_duckdb"
-DEFAULT_ASSET_URI_PREFIX = "spotify://warehouse"
-DEFAULT_ASSET_NAME_PREFIX = "spotify"
 FAILED_STATUSES = ("error", "fail", "runtime error")
 
 
@@ -55,17 +53,6 @@ def gold_model_names(project_dir: str | os.PathLike[str], folder: str = "models/
     """Names of the models in ``folder`` of the project (the gold schema), sorted."""
     root = Path(project_dir) / folder
     return sorted({p.stem for p in root.rglob("*.sql")}) if root.is_dir() else []
-
-
-def gold_asset(
-    model: str,
-    schema: str = "gold",
-    uri_prefix: str = DEFAULT_ASSET_URI_PREFIX,
-    name_prefix: str = DEFAULT_ASSET_NAME_PREFIX,
-) -> Asset:
-    """The Airflow Asset of one gold table: uri ``<uri_prefix>/<schema>/<model>``, name
-    ``<name_prefix>_<schema>_<model>``."""
-    return Asset(name=f"{name_prefix}_{schema}_{model}", uri=f"{uri_prefix.rstrip('/')}/{schema}/{model}", group="spotify")
 
 
 def dbt_gold_assets(
