@@ -54,6 +54,11 @@ class KafkaDrainOperator(BaseOperator):
     ``KafkaDrainOperator.partial(...).expand(partitions=[[0, 3], [1, 4], [2, 5]])`` runs one task
     per set in parallel (see :func:`partition_sets`).
 
+    The calling thread only consumes; ``workers`` threads (default: one per core, at most 4)
+    parse, encode and write batches in parallel, committing each partition's batches in offset
+    order. Memory is bounded by ``buffer_max_bytes`` (open batches), ``batch_max_bytes`` per
+    batch on its way, and librdkafka's prefetch settings in the Kafka connection's extra.
+
     ``file_format="ndjson"`` writes the records as they came, one JSON line each with their Kafka
     coordinates, instead of typed Parquet; the stager types them on the way in.
 
@@ -76,8 +81,10 @@ class KafkaDrainOperator(BaseOperator):
         file_format: str = "parquet",
         group_id: str = "spotify-pipeline-drain",
         partitions: list[int] | None = None,
-        batch_max_records: int = 100_000,
-        batch_max_bytes: int = 16 << 20,
+        batch_max_records: int | None = None,
+        batch_max_bytes: int | None = None,
+        buffer_max_bytes: int | None = None,
+        workers: int | None = None,
         max_records: int | None = None,
         max_seconds: float | None = None,
         idle_timeout_s: int = 60,
@@ -95,8 +102,13 @@ class KafkaDrainOperator(BaseOperator):
         self.file_format = file_format
         self.group_id = group_id
         self.partitions = partitions
-        self.batch_max_records = batch_max_records
-        self.batch_max_bytes = batch_max_bytes
+        # None leaves the core's default (README, "KafkaDrainOperator"), so it is written once.
+        self.tuning = {
+            "batch_max_records": batch_max_records,
+            "batch_max_bytes": batch_max_bytes,
+            "buffer_max_bytes": buffer_max_bytes,
+            "workers": workers,
+        }
         self.max_records = max_records
         self.max_seconds = max_seconds
         self.idle_timeout_s = idle_timeout_s
@@ -110,8 +122,7 @@ class KafkaDrainOperator(BaseOperator):
             "partitions": [int(p) for p in (self.partitions or [])],
             "dataset": self.dataset,
             "format": self.file_format,
-            "batch_max_records": self.batch_max_records,
-            "batch_max_bytes": self.batch_max_bytes,
+            **{k: v for k, v in self.tuning.items() if v is not None},
             "max_records": int(self.max_records) if self.max_records not in (None, "") else None,
             "max_seconds": float(self.max_seconds) if self.max_seconds not in (None, "") else None,
             "idle_timeout_s": self.idle_timeout_s,

@@ -6,8 +6,15 @@
 //! manifest. A crash before the manifest leaves files that no manifest lists: the re-run writes
 //! the same keys again, and readers never see the orphans. Consumer-group offsets are committed
 //! afterwards only so that lag shows in Kafka tooling.
+//!
+//! Threads: the caller's thread consumes and only copies record bytes into open batches; worker
+//! threads parse, encode and write cut batches in parallel; [`CommitOrder`] makes each
+//! partition's manifests commit in offset order anyway, so the committed batches always form an
+//! unbroken prefix of the partition, whatever is killed when.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{mpsc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -39,6 +46,11 @@ pub struct DrainOptions {
     pub max_seconds: Option<f64>,
     /// Give up when the broker sends nothing for this long while records remain.
     pub idle_timeout_s: u64,
+    /// Threads that parse, encode and write batches (0: one per core, at most 4).
+    pub workers: usize,
+    /// Bound on the record bytes held in open batches, all partitions together: past it, the
+    /// fullest batch is cut early. With batch_max_bytes and the workers, it bounds memory.
+    pub buffer_max_bytes: usize,
 }
 
 impl Default for DrainOptions {
@@ -49,10 +61,12 @@ impl Default for DrainOptions {
             dataset: "spotify_events".into(),
             format: Format::Parquet,
             batch_max_records: 100_000,
-            batch_max_bytes: 16 << 20,
+            batch_max_bytes: 8 << 20,
             max_records: None,
             max_seconds: None,
             idle_timeout_s: 60,
+            workers: 0,
+            buffer_max_bytes: 32 << 20,
         }
     }
 }
@@ -93,19 +107,6 @@ pub struct DrainSummary {
     pub warnings: Vec<String>,
 }
 
-/// Records of one partition since the last commit.
-struct OpenBatch {
-    start: i64,
-    last: i64,
-    records: usize,
-    bytes: usize,
-    /// Keyed by UTC (day since the epoch, hour): the file's date=/hour= partition.
-    bronze: BTreeMap<(i64, u32), BronzeFile>,
-    quarantine: BTreeMap<(i64, u32), Vec<u8>>,
-    reasons: BTreeMap<String, u64>,
-    format: Format,
-}
-
 /// How bronze files are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -127,6 +128,52 @@ impl Format {
     }
 }
 
+/// One record as it came from Kafka, its payload in its batch's buffer.
+#[derive(Clone, Copy)]
+struct RawRecord {
+    offset: i64,
+    kafka_ts_ms: Option<i64>,
+    /// End of the payload in [`RawBatch::payloads`]; it starts where the previous one ends.
+    end: usize,
+}
+
+/// The records of one partition since its last cut, as they came. The consumer thread only
+/// copies bytes into it; parsing, encoding and writing are a worker's.
+struct RawBatch {
+    partition: i32,
+    /// This batch's place among the partition's batches in this drain: manifests commit in it.
+    seq: u64,
+    start: i64,
+    last: i64,
+    payloads: Vec<u8>,
+    records: Vec<RawRecord>,
+}
+
+impl RawBatch {
+    fn push(&mut self, offset: i64, kafka_ts_ms: Option<i64>, payload: &[u8]) {
+        self.payloads.extend_from_slice(payload);
+        self.records.push(RawRecord { offset, kafka_ts_ms, end: self.payloads.len() });
+        self.last = offset;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (RawRecord, &[u8])> {
+        let mut begin = 0;
+        self.records.iter().map(move |r| {
+            let p = &self.payloads[begin..r.end];
+            begin = r.end;
+            (*r, p)
+        })
+    }
+}
+
+/// Typed rows of one batch, by UTC (day since the epoch, hour): the files' date=/hour= partitions.
+struct OpenBatch {
+    bronze: BTreeMap<(i64, u32), BronzeFile>,
+    quarantine: BTreeMap<(i64, u32), Vec<u8>>,
+    reasons: BTreeMap<String, u64>,
+    format: Format,
+}
+
 /// The rows of one bronze file being built.
 enum BronzeFile {
     Parquet(BronzeBuilder),
@@ -134,23 +181,16 @@ enum BronzeFile {
 }
 
 impl OpenBatch {
-    fn new(start: i64, format: Format) -> Self {
-        Self {
-            start,
-            last: start,
-            records: 0,
-            bytes: 0,
-            bronze: BTreeMap::new(),
-            quarantine: BTreeMap::new(),
-            reasons: BTreeMap::new(),
-            format,
+    /// Parses and validates the records of `raw` into files by hour, and quarantine.
+    fn parse(raw: &RawBatch, topic: &str, format: Format) -> Result<Self> {
+        let mut open = Self { bronze: BTreeMap::new(), quarantine: BTreeMap::new(), reasons: BTreeMap::new(), format };
+        for (r, payload) in raw.iter() {
+            open.add(topic, raw.partition, r.offset, r.kafka_ts_ms, payload)?;
         }
+        Ok(open)
     }
 
     fn add(&mut self, topic: &str, partition: i32, offset: i64, kafka_ts_ms: Option<i64>, payload: &[u8]) -> Result<()> {
-        self.last = offset;
-        self.records += 1;
-        self.bytes += payload.len();
         match parse_event(payload) {
             Ok(ev) => {
                 let format = self.format;
@@ -162,9 +202,8 @@ impl OpenBatch {
                     BronzeFile::Parquet(b) => b.append(&ev, topic, partition, offset),
                     BronzeFile::Ndjson { lines, rows } => {
                         // The payload is a valid JSON object: it embeds as it came.
-                        let head = serde_json::json!({"kafka_topic": topic, "kafka_partition": partition, "kafka_offset": offset});
-                        let head = head.to_string();
-                        lines.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+                        serde_json::to_writer(&mut *lines, &serde_json::json!({"kafka_topic": topic, "kafka_partition": partition, "kafka_offset": offset}))?;
+                        lines.pop();
                         lines.extend_from_slice(b",\"event\":");
                         lines.extend_from_slice(payload);
                         lines.extend_from_slice(b"}\n");
@@ -192,10 +231,75 @@ impl OpenBatch {
     }
 }
 
+/// Keeps each partition's manifests committing in offset order, whichever worker finishes
+/// first: a later batch committed before an earlier one would make a crash in between skip
+/// the earlier range on resume. After a failure, no later batch of that partition commits.
+#[derive(Default)]
+struct CommitOrder {
+    turns: Mutex<HashMap<i32, (u64, bool)>>,
+    turn_changed: Condvar,
+}
+
+impl CommitOrder {
+    /// Waits until batch `seq` of `partition` is next, runs `commit` unless an earlier batch
+    /// failed, and passes the turn on.
+    fn in_turn<T>(&self, partition: i32, seq: u64, commit: impl FnOnce() -> Result<T>) -> Result<T> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        while turns.get(&partition).map_or(0, |t| t.0) != seq {
+            turns = self.turn_changed.wait(turns).unwrap_or_else(|p| p.into_inner());
+        }
+        let earlier_failed = turns.get(&partition).is_some_and(|t| t.1);
+        drop(turns);
+        let result = if earlier_failed {
+            Err(Error::lake(format!("not committing batch {seq} of partition {partition}: an earlier batch of it failed")))
+        } else {
+            commit()
+        };
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let turn = turns.entry(partition).or_default();
+        *turn = (seq + 1, turn.1 || result.is_err());
+        self.turn_changed.notify_all();
+        result
+    }
+}
+
+/// What a worker sends back: the batch's commit (or why it failed) and its buffers, for reuse.
+struct Written {
+    partition: i32,
+    result: Result<Manifest>,
+    buffers: (Vec<u8>, Vec<RawRecord>),
+}
+
+/// Parses, encodes and writes one batch, then commits it in its partition's turn.
+fn write_batch(lake: &Lake, rt: &tokio::runtime::Runtime, order: &CommitOrder, topic: &str, opts: &DrainOptions, raw: &RawBatch) -> Result<Manifest> {
+    let written = (|| -> Result<Manifest> {
+        let open = OpenBatch::parse(raw, topic, opts.format)?;
+        let (manifest, puts) = encode_batch(topic, raw.partition, raw.start, raw.last, open, &opts.dataset)?;
+        rt.block_on(futures::future::try_join_all(puts.into_iter().map(|(k, v)| lake.put_owned(k, v))))?;
+        Ok(manifest)
+    })();
+    order.in_turn(raw.partition, raw.seq, || {
+        let manifest = written?;
+        let key = lake::manifest_key(topic, raw.partition, raw.start);
+        if !rt.block_on(lake.put_if_absent(&key, serde_json::to_vec_pretty(&manifest)?))? {
+            return Err(Error::lake(format!(
+                "{key} was committed by another drain of partition {} meanwhile; stopping so that no offset is \
+                 written twice (re-run to continue from the lake's manifests)",
+                raw.partition
+            )));
+        }
+        Ok(manifest)
+    })
+}
+
 /// Drains `kafka.topic` into the lake. See the module documentation for the guarantees.
+///
+/// The calling thread only consumes: it copies records into one open batch per partition and
+/// cuts batches. Workers parse, encode and write the cut batches in parallel, and commit each
+/// partition's manifests in offset order.
 pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, progress: &mut ProgressFn<'_>) -> Result<DrainSummary> {
-    if opts.batch_max_records == 0 || opts.batch_max_bytes == 0 {
-        return Err(Error::config("batch_max_records and batch_max_bytes must be positive"));
+    if opts.batch_max_records == 0 || opts.batch_max_bytes == 0 || opts.buffer_max_bytes == 0 {
+        return Err(Error::config("batch_max_records, batch_max_bytes and buffer_max_bytes must be positive"));
     }
     let rt = crate::runtime::runtime()?;
     let lake = Lake::open(lake_cfg)?;
@@ -206,16 +310,9 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest");
-    // Large fetches: with librdkafka's 1 MiB default per partition, a backlog drains at half
-    // speed (measured: 137k -> 290k records/s with 16 MiB). Memory stays bounded by the
-    // prefetch queue (32 MiB) and batch_max_bytes per open batch, whatever the backlog.
-    for (k, v) in [
-        ("max.partition.fetch.bytes", "16777216"),
-        ("fetch.max.bytes", "67108864"),
-        ("queued.max.messages.kbytes", "32768"),
-    ] {
-        if !kafka.client.contains_key(k) {
-            cc.set(k, v);
+    for (k, v) in CONSUMER_DEFAULTS {
+        if !kafka.client.contains_key(*k) {
+            cc.set(*k, *v);
         }
     }
     let consumer: BaseConsumer = cc.create()?;
@@ -251,16 +348,246 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
     let total = opts.max_records.map_or(total, |m| m.min(total));
     consumer.assign(&tpl)?;
 
-    let mut meter = ProgressMeter::new("drain", Some(total));
-    let mut open: HashMap<i32, OpenBatch> = HashMap::new();
-    let mut done_records = 0u64;
-    let mut last_record = Instant::now();
+    let workers = match opts.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),
+        n => n,
+    };
+    let order = CommitOrder::default();
     let deadline = opts.max_seconds.map(|s| started + Duration::from_secs_f64(s));
-    let commit = |batch: OpenBatch, p: i32, summary: &mut DrainSummary| -> Result<()> {
-        let c = rt.block_on(commit_batch(&lake, &kafka.topic, p, batch, &opts.dataset))?;
+    let mut meter = ProgressMeter::new("drain", Some(total));
+    // Cut batches wait here for a worker; a full queue holds the consumer back (bounded memory).
+    let (jobs_tx, jobs_rx) = mpsc::sync_channel::<RawBatch>(1);
+    let jobs_rx = Mutex::new(jobs_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Written>();
+
+    let mut summary = std::thread::scope(|scope| -> Result<DrainSummary> {
+        for i in 0..workers {
+            let (jobs_rx, done_tx, lake, rt, order, topic) = (&jobs_rx, done_tx.clone(), &lake, &rt, &order, kafka.topic.as_str());
+            std::thread::Builder::new()
+                .name(format!("drain-writer-{i}"))
+                .spawn_scoped(scope, move || loop {
+                    let Ok(raw) = jobs_rx.lock().unwrap_or_else(|p| p.into_inner()).recv() else { break };
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_batch(lake, rt, order, topic, opts, &raw)))
+                        .unwrap_or_else(|_| {
+                            // The turn must still pass on, or the partition's later batches would wait forever.
+                            order.in_turn(raw.partition, raw.seq, || Err(Error::data(format!("writing batch {} of partition {} panicked", raw.seq, raw.partition))))
+                        });
+                    let RawBatch { partition, mut payloads, mut records, .. } = raw;
+                    payloads.clear();
+                    records.clear();
+                    if done_tx.send(Written { partition, result, buffers: (payloads, records) }).is_err() {
+                        break;
+                    }
+                })
+                .map_err(|e| Error::config(format!("cannot start a drain worker: {e}")))?;
+        }
+        drop(done_tx);
+        let mut run = Run {
+            consumer: &consumer,
+            topic: &kafka.topic,
+            bootstrap: kafka.bootstrap(),
+            opts,
+            summary,
+            open: HashMap::new(),
+            open_bytes: 0,
+            next_seq: HashMap::new(),
+            spare: Vec::new(),
+            in_flight: 0,
+            jobs: Some(jobs_tx),
+            done: &done_rx,
+        };
+        let consumed = run.consume(&mut target, deadline, &mut meter, progress);
+        // Whatever stopped the loop, what was read is flushed (never left stuck), and every
+        // batch handed to the workers is accounted for before returning.
+        let flushed = consumed.and_then(|()| run.cut_all());
+        run.jobs = None;
+        let settled = run.settle_all();
+        flushed?;
+        settled?;
+        Ok(run.summary)
+    })?;
+    meter.tick(summary.rows + summary.quarantined, summary.bytes, true, progress)?;
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    summary.records_per_s = (summary.rows + summary.quarantined) as f64 / summary.elapsed_s.max(1e-9);
+    summary.batches.sort_by_key(|b| (b.partition, b.start_offset));
+    Ok(summary)
+}
+
+/// librdkafka settings the drain brings unless the connection sets them. Fetches are large (with
+/// the 1 MiB default per partition a backlog drains at half speed), the prefetch queue is capped
+/// (it is most of the memory), and a full queue delays the next fetch by milliseconds, not by
+/// librdkafka's default second, during which a fast consumer would sit idle.
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("max.partition.fetch.bytes", "2097152"),
+    ("fetch.max.bytes", "8388608"),
+    ("queued.max.messages.kbytes", "4096"),
+    ("fetch.queue.backoff.ms", "5"),
+];
+
+/// The consumer side of one drain: open batches, and batches handed to the workers.
+struct Run<'a> {
+    consumer: &'a BaseConsumer,
+    topic: &'a str,
+    bootstrap: &'a str,
+    opts: &'a DrainOptions,
+    summary: DrainSummary,
+    open: HashMap<i32, RawBatch>,
+    /// Payload bytes in open batches, all partitions together.
+    open_bytes: usize,
+    next_seq: HashMap<i32, u64>,
+    /// Buffers of written batches, for the next ones.
+    spare: Vec<(Vec<u8>, Vec<RawRecord>)>,
+    in_flight: usize,
+    jobs: Option<mpsc::SyncSender<RawBatch>>,
+    done: &'a mpsc::Receiver<Written>,
+}
+
+impl Run<'_> {
+    fn consume(&mut self, target: &mut HashMap<i32, i64>, deadline: Option<Instant>, meter: &mut ProgressMeter, progress: &mut ProgressFn<'_>) -> Result<()> {
+        let opts = self.opts;
+        let mut consumed = 0u64;
+        let mut idle_since: Option<Instant> = None;
+        while !target.is_empty() {
+            // Clocks and progress every thousand records: per record they would cost more than copying it.
+            if consumed % 1024 == 0 || idle_since.is_some() {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                self.settle_ready()?;
+                meter.tick(consumed, self.summary.bytes, false, progress)?;
+            }
+            if opts.max_records.is_some_and(|m| consumed >= m) {
+                break;
+            }
+            match self.consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    idle_since = None;
+                    let (p, off) = (m.partition(), m.offset());
+                    let Some(&high) = target.get(&p) else { continue };
+                    if off >= high {
+                        continue;
+                    }
+                    let ts = match m.timestamp() {
+                        Timestamp::NotAvailable => None,
+                        t => t.to_millis(),
+                    };
+                    let payload = m.payload().unwrap_or_default();
+                    let batch = match self.open.entry(p) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => {
+                            let seq = self.next_seq.entry(p).or_default();
+                            let (payloads, records) = self.spare.pop().unwrap_or_default();
+                            *seq += 1;
+                            e.insert(RawBatch { partition: p, seq: *seq - 1, start: off, last: off, payloads, records })
+                        }
+                    };
+                    batch.push(off, ts, payload);
+                    self.open_bytes += payload.len();
+                    consumed += 1;
+                    let full = batch.records.len() >= opts.batch_max_records || batch.payloads.len() >= opts.batch_max_bytes;
+                    if off + 1 >= high {
+                        target.remove(&p);
+                    }
+                    if full || off + 1 >= high {
+                        self.cut(p)?;
+                    }
+                    if self.open_bytes > opts.buffer_max_bytes {
+                        // Many partitions at once: the fullest batch goes early, so memory stays bounded.
+                        let fullest = self.open.iter().max_by_key(|(_, b)| b.payloads.len()).map(|(p, _)| *p);
+                        if let Some(p) = fullest {
+                            self.cut(p)?;
+                        }
+                    }
+                }
+                Some(Err(e)) => return Err(Error::kafka(format!("consuming {}: {e}", self.topic))),
+                None => {
+                    // Offsets that hold no record (transaction markers) never arrive: the position
+                    // tells when a partition is complete.
+                    let pos = self.consumer.position()?;
+                    for el in pos.elements() {
+                        if let (Offset::Offset(o), Some(&high)) = (el.offset(), target.get(&el.partition())) {
+                            if o >= high {
+                                target.remove(&el.partition());
+                                self.cut(el.partition())?;
+                            }
+                        }
+                    }
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if !target.is_empty() && since.elapsed() > Duration::from_secs(opts.idle_timeout_s) {
+                        return Err(Error::BrokerUnavailable(format!(
+                            "no records from {} for {}s while partitions {:?} of {} still had records to drain; \
+                             the {} batches committed so far are safe, re-run to resume",
+                            self.bootstrap, opts.idle_timeout_s, target.keys().collect::<Vec<_>>(), self.topic,
+                            self.summary.batches.len()
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands partition `p`'s open batch, if any, to the workers.
+    fn cut(&mut self, p: i32) -> Result<()> {
+        let Some(batch) = self.open.remove(&p) else { return Ok(()) };
+        self.open_bytes -= batch.payloads.len();
+        let mut batch = batch;
+        loop {
+            // A full queue: settle what the workers finished meanwhile (errors stop the drain).
+            match self.jobs.as_ref().expect("cut before the workers stop").try_send(batch) {
+                Ok(()) => break,
+                Err(mpsc::TrySendError::Full(b)) => {
+                    batch = b;
+                    self.settle_one()?;
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => return Err(Error::lake("the drain's writers stopped")),
+            }
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    fn cut_all(&mut self) -> Result<()> {
+        let mut ps: Vec<i32> = self.open.keys().copied().collect();
+        ps.sort();
+        ps.into_iter().try_for_each(|p| self.cut(p))
+    }
+
+    fn settle_ready(&mut self) -> Result<()> {
+        while let Ok(w) = self.done.try_recv() {
+            self.settle(w)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for one written batch, if any is on its way.
+    fn settle_one(&mut self) -> Result<()> {
+        if self.in_flight == 0 {
+            return Ok(());
+        }
+        let w = self.done.recv().map_err(|_| Error::lake("the drain's writers stopped"))?;
+        self.settle(w)
+    }
+
+    /// Waits for every batch on its way; the first error, if any, once all have settled.
+    fn settle_all(&mut self) -> Result<()> {
+        let mut first_err = None;
+        while self.in_flight > 0 {
+            if let Err(e) = self.settle_one() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn settle(&mut self, w: Written) -> Result<()> {
+        self.in_flight -= 1;
+        self.spare.push(w.buffers);
+        let (p, c) = (w.partition, w.result?);
+        let summary = &mut self.summary;
         let mut offsets = TopicPartitionList::new();
-        offsets.add_partition_offset(&kafka.topic, p, Offset::Offset(c.end_offset + 1))?;
-        if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
+        offsets.add_partition_offset(self.topic, p, Offset::Offset(c.end_offset + 1))?;
+        if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
             summary.warnings.push(format!("group offset commit for partition {p}: {e}"));
         }
         summary.rows += c.rows;
@@ -271,7 +598,7 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
         summary.files.extend(c.files.iter().chain(&c.quarantine_files).map(|f| f.key.clone()));
         summary.bytes += c.files.iter().map(|f| f.bytes).sum::<u64>();
         if let Some(pd) = summary.partitions.iter_mut().find(|x| x.partition == p) {
-            pd.next_offset = c.end_offset + 1;
+            pd.next_offset = pd.next_offset.max(c.end_offset + 1);
             pd.lag = pd.high_watermark - pd.next_offset;
         }
         summary.batches.push(BatchCommitted {
@@ -283,73 +610,7 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
             quarantined: c.quarantined,
         });
         Ok(())
-    };
-
-    while !target.is_empty() {
-        if opts.max_records.is_some_and(|m| done_records >= m) || deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let (p, off) = (m.partition(), m.offset());
-                let Some(&high) = target.get(&p) else { continue };
-                if off >= high {
-                    continue;
-                }
-                last_record = Instant::now();
-                let ts = match m.timestamp() {
-                    Timestamp::NotAvailable => None,
-                    t => t.to_millis(),
-                };
-                let batch = open.entry(p).or_insert_with(|| OpenBatch::new(off, opts.format));
-                batch.add(&kafka.topic, p, off, ts, m.payload().unwrap_or_default())?;
-                done_records += 1;
-                let full = batch.records >= opts.batch_max_records || batch.bytes >= opts.batch_max_bytes;
-                if off + 1 >= high {
-                    target.remove(&p);
-                }
-                if full || off + 1 >= high {
-                    let b = open.remove(&p).expect("just inserted");
-                    commit(b, p, &mut summary)?;
-                }
-                meter.tick(done_records, summary.bytes, false, progress)?;
-            }
-            Some(Err(e)) => return Err(Error::kafka(format!("consuming {}: {e}", kafka.topic))),
-            None => {
-                // Offsets that hold no record (transaction markers) never arrive: the position
-                // tells when a partition is complete.
-                let pos = consumer.position()?;
-                for el in pos.elements() {
-                    if let (Offset::Offset(o), Some(&high)) = (el.offset(), target.get(&el.partition())) {
-                        if o >= high {
-                            target.remove(&el.partition());
-                            if let Some(b) = open.remove(&el.partition()) {
-                                commit(b, el.partition(), &mut summary)?;
-                            }
-                        }
-                    }
-                }
-                if !target.is_empty() && last_record.elapsed() > Duration::from_secs(opts.idle_timeout_s) {
-                    return Err(Error::BrokerUnavailable(format!(
-                        "no records from {} for {}s while partitions {:?} of {} still had records to drain; \
-                         the {} batches committed so far are safe, re-run to resume",
-                        kafka.bootstrap(), opts.idle_timeout_s, target.keys().collect::<Vec<_>>(), kafka.topic, summary.batches.len()
-                    )));
-                }
-            }
-        }
     }
-    // Stopped by max_records or max_seconds: what was read is flushed, never left stuck.
-    let mut rest: Vec<_> = open.into_iter().collect();
-    rest.sort_by_key(|(p, _)| *p);
-    for (p, b) in rest {
-        commit(b, p, &mut summary)?;
-    }
-    meter.tick(done_records, summary.bytes, true, progress)?;
-    summary.elapsed_s = started.elapsed().as_secs_f64();
-    summary.records_per_s = done_records as f64 / summary.elapsed_s.max(1e-9);
-    summary.batches.sort_by_key(|b| (b.partition, b.start_offset));
-    Ok(summary)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -415,12 +676,12 @@ fn oldest_timestamp(consumer: &BaseConsumer, topic: &str, partition: i32, offset
     Ok(None)
 }
 
-/// Writes a batch's files, then its manifest: the manifest is the commit.
-async fn commit_batch(lake: &Lake, topic: &str, partition: i32, mut b: OpenBatch, dataset: &str) -> Result<Manifest> {
-    let id = lake::batch_id(topic, partition, b.start);
+/// Encodes a batch's files: the manifest that will commit them, and the (key, bytes) to write first.
+fn encode_batch(topic: &str, partition: i32, start: i64, last: i64, b: OpenBatch, dataset: &str) -> Result<(Manifest, Vec<(String, Vec<u8>)>)> {
+    let id = lake::batch_id(topic, partition, start);
     let mut files = Vec::new();
     let mut puts = Vec::new();
-    for ((day, hour), file) in std::mem::take(&mut b.bronze) {
+    for ((day, hour), file) in b.bronze {
         let (rows, bytes) = match file {
             BronzeFile::Parquet(mut builder) => (builder.rows() as u64, encode_parquet(&builder.finish()?)?),
             BronzeFile::Ndjson { lines, rows } => (rows, lines),
@@ -430,19 +691,18 @@ async fn commit_batch(lake: &Lake, topic: &str, partition: i32, mut b: OpenBatch
         puts.push((key, bytes));
     }
     let mut quarantine_files = Vec::new();
-    for ((day, hour), lines) in std::mem::take(&mut b.quarantine) {
+    for ((day, hour), lines) in b.quarantine {
         let key = lake::quarantine_key(dataset, &format_date(day), hour, &id);
         let rows = lines.iter().filter(|&&c| c == b'\n').count() as u64;
         quarantine_files.push(FileEntry { key: key.clone(), rows, bytes: lines.len() as u64 });
         puts.push((key, lines));
     }
-    futures::future::try_join_all(puts.into_iter().map(|(k, v)| lake.put_owned(k, v))).await?;
     let manifest = Manifest {
         batch_id: id,
         topic: topic.to_string(),
         partition,
-        start_offset: b.start,
-        end_offset: b.last,
+        start_offset: start,
+        end_offset: last,
         rows: files.iter().map(|f| f.rows).sum(),
         quarantined: quarantine_files.iter().map(|f| f.rows).sum(),
         files,
@@ -450,28 +710,25 @@ async fn commit_batch(lake: &Lake, topic: &str, partition: i32, mut b: OpenBatch
         quarantined_by_reason: b.reasons,
         committed_at_ms: chrono::Utc::now().timestamp_millis(),
     };
-    let key = lake::manifest_key(topic, partition, b.start);
-    if !lake.put_if_absent(&key, serde_json::to_vec_pretty(&manifest)?).await? {
-        return Err(Error::lake(format!(
-            "{key} was committed by another drain of partition {partition} meanwhile; stopping so that no offset is \
-             written twice (re-run to continue from the lake's manifests)"
-        )));
-    }
-    Ok(manifest)
+    Ok((manifest, puts))
 }
 
 pub fn encode_parquet(batch: &arrow_array::RecordBatch) -> Result<Vec<u8>> {
     use parquet::arrow::ArrowWriter;
     use parquet::basic::{Compression, ZstdLevel};
-    use parquet::file::properties::WriterProperties;
-    // Unique per row: a dictionary would only cost time.
-    let props = WriterProperties::builder()
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    // Unique per row: a dictionary would only cost time. Statistics only where readers prune
+    // (time and Kafka position): min/max of every string column cost a fifth of the encoding.
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_column_dictionary_enabled("event_id".into(), false)
-        .set_column_dictionary_enabled("session_id".into(), false)
-        .set_column_dictionary_enabled("kafka_offset".into(), false)
-        .build();
-    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
+        .set_statistics_enabled(EnabledStatistics::None);
+    for column in ["event_id", "session_id", "kafka_offset"] {
+        props = props.set_column_dictionary_enabled(column.into(), false);
+    }
+    for column in ["event_ts", "kafka_partition", "kafka_offset"] {
+        props = props.set_column_statistics_enabled(column.into(), EnabledStatistics::Chunk);
+    }
+    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props.build()))?;
     w.write(batch)?;
     Ok(w.into_inner()?)
 }
@@ -505,7 +762,6 @@ mod tests {
 
     #[test]
     fn a_batch_splits_by_event_hour_and_quarantines_with_reasons() {
-        let mut b = OpenBatch::new(10, Format::Parquet);
         let ok = |ts: &str| serde_json::json!({
             "event_id": "e", "event_type": "play", "event_ts": ts, "user_id": "u", "session_id": "s",
             "song_id": "so", "song_name": "n", "artist_id": "a", "artist_name": "an", "album": "al",
@@ -513,13 +769,62 @@ mod tests {
             "device_type": "mobile", "country": "US", "city": "c", "timezone": "UTC",
             "subscription": "free", "playlist_id": null, "schema_version": 1
         }).to_string();
-        b.add("t", 0, 10, Some(0), ok("2026-01-15T10:59:59Z").as_bytes()).unwrap();
-        b.add("t", 0, 11, Some(0), ok("2026-01-15T11:00:00Z").as_bytes()).unwrap();
-        b.add("t", 0, 12, Some(0), b"\xff\xfe").unwrap();
-        assert_eq!(b.bronze.len(), 2);
-        assert_eq!(b.reasons.get("not_utf8"), Some(&1));
-        let q = String::from_utf8(b.quarantine.values().next().unwrap().clone()).unwrap();
-        assert!(q.contains("\"payload_base64\":\"//4=\""), "{q}");
-        assert_eq!((b.start, b.last, b.records), (10, 12, 3));
+        let mut raw = RawBatch { partition: 0, seq: 0, start: 10, last: 10, payloads: vec![], records: vec![] };
+        raw.push(10, Some(0), ok("2026-01-15T10:59:59Z").as_bytes());
+        raw.push(11, Some(0), ok("2026-01-15T11:00:00Z").as_bytes());
+        raw.push(13, None, b"\xff\xfe");
+        let offsets: Vec<(i64, usize)> = raw.iter().map(|(r, p)| (r.offset, p.len())).collect();
+        assert_eq!(offsets[2], (13, 2), "each payload comes back whole, with its offset");
+        for format in [Format::Parquet, Format::Ndjson] {
+            let b = OpenBatch::parse(&raw, "t", format).unwrap();
+            assert_eq!(b.bronze.len(), 2);
+            assert_eq!(b.reasons.get("not_utf8"), Some(&1));
+            let q = String::from_utf8(b.quarantine.values().next().unwrap().clone()).unwrap();
+            assert!(q.contains("\"payload_base64\":\"//4=\"") && q.contains("\"offset\":13"), "{q}");
+            let (m, puts) = encode_batch("t", 0, raw.start, raw.last, b, "ds").unwrap();
+            assert_eq!((m.start_offset, m.end_offset, m.rows, m.quarantined), (10, 13, 2, 1));
+            assert_eq!(puts.len(), 3, "two hour files and one quarantine file");
+            if format == Format::Ndjson {
+                let line = String::from_utf8(puts[0].1.clone()).unwrap();
+                let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+                assert_eq!((v["kafka_offset"].as_i64(), v["event"]["event_ts"].as_str()), (Some(10), Some("2026-01-15T10:59:59Z")));
+            }
+        }
+    }
+
+    #[test]
+    fn manifests_commit_in_partition_order_whoever_finishes_first() {
+        let order = CommitOrder::default();
+        let committed = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            // Started last to first: each must wait for the one before it.
+            for seq in (0..6u64).rev() {
+                let (order, committed) = (&order, &committed);
+                s.spawn(move || {
+                    order.in_turn(7, seq, || {
+                        committed.lock().unwrap().push(seq);
+                        Ok(())
+                    })
+                });
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        assert_eq!(*committed.lock().unwrap(), vec![0, 1, 2, 3, 4, 5]);
+        // Other partitions keep their own turns.
+        assert!(order.in_turn(8, 0, || Ok(())).is_ok());
+    }
+
+    #[test]
+    fn after_a_failed_batch_no_later_one_of_its_partition_commits() {
+        let order = CommitOrder::default();
+        assert!(order.in_turn(1, 0, || Ok(())).is_ok());
+        assert!(order.in_turn(1, 1, || -> Result<()> { Err(Error::lake("MinIO down")) }).is_err());
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let later = order.in_turn(1, 2, || {
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        assert!(later.is_err() && !ran.load(std::sync::atomic::Ordering::SeqCst), "a later batch must not commit past a gap");
+        assert!(order.in_turn(2, 0, || Ok(())).is_ok(), "other partitions go on");
     }
 }

@@ -135,7 +135,7 @@ enum Cell<'a> {
 /// An event that passed validation, with its unknown fields kept aside.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidEvent<'a> {
-    cells: Vec<Cell<'a>>,
+    cells: [Cell<'a>; CONTRACT.len()],
     pub event_ts_ms: i64,
     pub extra: Option<String>,
 }
@@ -154,7 +154,7 @@ fn validate<'a>(name: &'static str, kind: Kind, raw: Raw<'a>) -> Result<Cell<'a>
         (Kind::OptStr, Raw::Missing) => Cell::Null,
         (_, Raw::Missing) => return Err(Rejection::new("missing_field", name)),
         (Kind::Str | Kind::OptStr, Raw::Str(s)) => {
-            if name == "event_type" && !EVENT_TYPES.contains(&s.as_ref()) {
+            if name == "event_type" && !EVENT_TYPES.iter().any(|t| same_short(t.as_bytes(), s.as_bytes())) {
                 return Err(Rejection::new("unknown_event_type", s));
             }
             if kind == Kind::Str && s.is_empty() {
@@ -174,58 +174,161 @@ fn validate<'a>(name: &'static str, kind: Kind, raw: Raw<'a>) -> Result<Cell<'a>
     })
 }
 
-/// The contract as a struct that borrows from the payload: the fast path for the common case
-/// (no unknown fields, no escaped strings). Anything else falls back to the general path.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Borrowed<'a> {
-    event_id: Option<&'a str>,
-    event_type: Option<&'a str>,
-    event_ts: Option<&'a str>,
-    user_id: Option<&'a str>,
-    session_id: Option<&'a str>,
-    song_id: Option<&'a str>,
-    song_name: Option<&'a str>,
-    artist_id: Option<&'a str>,
-    artist_name: Option<&'a str>,
-    album: Option<&'a str>,
-    genre: Option<&'a str>,
-    release_date: Option<&'a str>,
-    duration_ms: Option<i64>,
-    position_ms: Option<i64>,
-    device_type: Option<&'a str>,
-    country: Option<&'a str>,
-    city: Option<&'a str>,
-    timezone: Option<&'a str>,
-    subscription: Option<&'a str>,
-    playlist_id: Option<&'a str>,
-    schema_version: Option<i64>,
+/// The fast path for the common case: a compact object of contract fields, in any order, whose
+/// strings have no escapes. Scanned by hand, borrowing every string from the payload. Returns
+/// `None` for anything else (unknown or repeated fields, escapes, floats, nesting, invalid JSON),
+/// which the general path then decides: the two agree wherever this one answers.
+fn scan_contract(text: &str) -> Option<[Raw<'_>; CONTRACT.len()]> {
+    let b = text.as_bytes();
+    let mut raw: [Raw<'_>; CONTRACT.len()] = std::array::from_fn(|_| Raw::Missing);
+    let mut seen = 0u32;
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        // Producers write the fields in contract order: try the next one before a lookup.
+        let mut expect = 0;
+        loop {
+            let (at, after) = match CONTRACT.get(expect) {
+                Some((name, _)) if quoted_at(b, i, name) => (expect, i + name.len() + 2),
+                _ => {
+                    let (key, after) = scan_string(text, i)?;
+                    (CONTRACT.iter().position(|(name, _)| same_short(name.as_bytes(), key.as_bytes()))?, after)
+                }
+            };
+            expect = at + 1;
+            if seen & (1 << at) != 0 {
+                return None;
+            }
+            seen |= 1 << at;
+            i = skip_ws(b, after);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+            let (value, after) = match *b.get(i)? {
+                b'"' => {
+                    let (s, after) = scan_string(text, i)?;
+                    (Raw::Str(Cow::Borrowed(s)), after)
+                }
+                b'n' if b[i..].starts_with(b"null") => (Raw::Missing, i + 4),
+                b'-' | b'0'..=b'9' => {
+                    let (n, after) = scan_int(b, i)?;
+                    (Raw::Int(Some(n)), after)
+                }
+                _ => return None,
+            };
+            raw[at] = value;
+            i = skip_ws(b, after);
+            match b.get(i) {
+                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(b, i) == b.len()).then_some(raw)
 }
 
-impl<'a> Borrowed<'a> {
-    /// The fields in [`CONTRACT`] order.
-    fn raw(self) -> [Raw<'a>; 21] {
-        let s = |v: Option<&'a str>| v.map_or(Raw::Missing, |x| Raw::Str(Cow::Borrowed(x)));
-        let i = |v: Option<i64>| v.map_or(Raw::Missing, |x| Raw::Int(Some(x)));
-        [
-            s(self.event_id), s(self.event_type), s(self.event_ts), s(self.user_id), s(self.session_id),
-            s(self.song_id), s(self.song_name), s(self.artist_id), s(self.artist_name), s(self.album),
-            s(self.genre), s(self.release_date), i(self.duration_ms), i(self.position_ms),
-            s(self.device_type), s(self.country), s(self.city), s(self.timezone), s(self.subscription),
-            s(self.playlist_id), i(self.schema_version),
-        ]
+/// `a == b` for short strings such as field names, without a call to `memcmp` (which costs
+/// more than the comparison at these lengths, 21 times a record).
+#[inline]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    match n {
+        // Two overlapping words cover the whole string.
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        0..=7 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
     }
 }
 
-fn from_raw<'a>(raw: impl IntoIterator<Item = Raw<'a>>, extra: Option<String>) -> Result<ValidEvent<'a>, Rejection> {
-    let mut cells = Vec::with_capacity(CONTRACT.len());
-    let mut event_ts_ms = 0;
-    for ((name, kind), r) in CONTRACT.iter().zip(raw) {
-        let cell = validate(name, *kind, r)?;
-        if let Cell::Millis(ms) = cell {
-            event_ts_ms = ms;
+/// Whether `b[i..]` starts with `name` in quotes.
+#[inline]
+fn quoted_at(b: &[u8], i: usize, name: &str) -> bool {
+    let n = name.len();
+    b.get(i) == Some(&b'"') && b.get(i + 1 + n) == Some(&b'"') && same_short(name.as_bytes(), &b[i + 1..i + 1 + n])
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// A string starting at `b[i] == '"'` without escapes: its text and the index after it.
+fn scan_string(text: &str, i: usize) -> Option<(&str, usize)> {
+    let b = text.as_bytes();
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let start = i + 1;
+    let mut j = start;
+    // Eight bytes at a time until one is a quote, a backslash or a control character.
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    while let Some(chunk) = b.get(j..j + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let hit = zero_byte(x ^ (ONES * b'"' as u64)) | zero_byte(x ^ (ONES * b'\\' as u64)) | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if hit != 0 {
+            // The lowest flagged byte is exact (false flags only appear above a true one).
+            j += (hit.trailing_zeros() / 8) as usize;
+            break;
         }
-        cells.push(cell);
+        j += 8;
+    }
+    loop {
+        match *b.get(j)? {
+            b'"' => break,
+            // Escapes are decoded by the general path; raw control characters are invalid JSON.
+            b'\\' | 0..=0x1f => return None,
+            _ => j += 1,
+        }
+    }
+    // Both ends are ASCII quotes, so char boundaries: no second UTF-8 check.
+    Some((text.get(start..j)?, j + 1))
+}
+
+/// A JSON integer (no fraction or exponent, no leading zeros) that fits an i64.
+fn scan_int(b: &[u8], i: usize) -> Option<(i64, usize)> {
+    let neg = b[i] == b'-';
+    let start = i + neg as usize;
+    let mut j = start;
+    let mut n: i64 = 0;
+    while let Some(&c @ b'0'..=b'9') = b.get(j) {
+        n = n.checked_mul(10)?.checked_sub((c - b'0') as i64)?;
+        j += 1;
+    }
+    let digits = j - start;
+    // serde_json reads -0 as a float: leave it, like fractions and exponents, to the general path.
+    if digits == 0 || (digits > 1 && b[start] == b'0') || (neg && n == 0) || matches!(b.get(j), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    // Accumulated negatively so that i64::MIN fits.
+    Some((if neg { n } else { n.checked_neg()? }, j))
+}
+
+fn from_raw<'a>(raw: [Raw<'a>; CONTRACT.len()], extra: Option<String>) -> Result<ValidEvent<'a>, Rejection> {
+    let mut cells: [Cell<'a>; CONTRACT.len()] = std::array::from_fn(|_| Cell::Null);
+    let mut event_ts_ms = 0;
+    for (((name, kind), r), cell) in CONTRACT.iter().zip(raw).zip(&mut cells) {
+        *cell = validate(name, *kind, r)?;
+        if let Cell::Millis(ms) = cell {
+            event_ts_ms = *ms;
+        }
     }
     Ok(ValidEvent { cells, event_ts_ms, extra })
 }
@@ -236,8 +339,8 @@ pub fn parse_event(payload: &[u8]) -> Result<ValidEvent<'_>, Rejection> {
         return Err(Rejection::new("oversized", format!("{} bytes > {}", payload.len(), MAX_EVENT_BYTES)));
     }
     let text = std::str::from_utf8(payload).map_err(|e| Rejection::new("not_utf8", e.to_string()))?;
-    if let Ok(b) = serde_json::from_str::<Borrowed<'_>>(text) {
-        return from_raw(b.raw(), None);
+    if let Some(raw) = scan_contract(text) {
+        return from_raw(raw, None);
     }
     parse_general(text)
 }
@@ -248,15 +351,12 @@ fn parse_general(text: &str) -> Result<ValidEvent<'_>, Rejection> {
     let Value::Object(mut obj) = value else {
         return Err(Rejection::new("invalid_json", "not a JSON object"));
     };
-    let raw: Vec<Raw<'_>> = CONTRACT
-        .iter()
-        .map(|(name, _)| match obj.remove(*name) {
-            None | Some(Value::Null) => Raw::Missing,
-            Some(Value::String(s)) => Raw::Str(Cow::Owned(s)),
-            Some(Value::Number(n)) => Raw::Int(n.as_i64()),
-            Some(_) => Raw::Other,
-        })
-        .collect();
+    let raw = std::array::from_fn(|i| match obj.remove(CONTRACT[i].0) {
+        None | Some(Value::Null) => Raw::Missing,
+        Some(Value::String(s)) => Raw::Str(Cow::Owned(s)),
+        Some(Value::Number(n)) => Raw::Int(n.as_i64()),
+        Some(_) => Raw::Other,
+    });
     let extra = if obj.is_empty() { None } else { Some(Value::Object(obj).to_string()) };
     from_raw(raw, extra)
 }
@@ -426,13 +526,16 @@ fn parse_date_days(s: &str) -> Option<i32> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let y: i64 = s[0..4].parse().ok()?;
-    let m: u32 = s[5..7].parse().ok()?;
-    let d: u32 = s[8..10].parse().ok()?;
+    let (y, m, d) = (digits(&b[0..4])?, digits(&b[5..7])? as u32, digits(&b[8..10])? as u32);
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
     i32::try_from(days_from_civil(y, m, d)).ok()
+}
+
+/// The value of a run of ASCII digits (short enough not to overflow).
+fn digits(b: &[u8]) -> Option<i64> {
+    b.iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as i64))
 }
 
 /// Parses RFC 3339 timestamps (any offset, optional fraction) to UTC milliseconds.
@@ -447,9 +550,7 @@ fn parse_canonical_ms(s: &str) -> Option<i64> {
     if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r].iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as i64))
-    };
+    let num = |r: std::ops::Range<usize>| digits(&b[r]);
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
@@ -528,6 +629,41 @@ mod tests {
         }
         assert_eq!(parse_canonical_ms("2026-02-31T00:00:00.000Z"), None);
         assert_eq!(parse_rfc3339_ms("2026-01-15T11:00:00+01:00"), Some(1_768_471_200_000));
+    }
+
+    #[test]
+    fn the_fast_path_answers_only_where_the_general_path_agrees() {
+        let canonical = sample().to_string();
+        assert!(scan_contract(&canonical).is_some(), "our producer's records take the fast path");
+        let mut reordered = serde_json::Map::new();
+        for (k, v) in sample().as_object().unwrap().iter().rev() {
+            reordered.insert(k.clone(), v.clone());
+        }
+        let spaced = serde_json::to_string_pretty(&reordered).unwrap();
+        assert!(scan_contract(&spaced).is_some(), "any order and whitespace");
+        // Mutations of a valid record: wherever the fast path answers, it must give exactly what
+        // the general path gives; everything else falls through to it.
+        let mut rng = crate::simulate::Rng::new(7);
+        let specials: &[&[u8]] = &[b"\"", b"\\", b"\\u00e9", b"\n", b"\t", b" ", b"{", b"}", b",", b":", b"-", b"0", b"01", b"1.5", b"1e3", b"null", b"true", b"\x01", "é".as_bytes(), b"99999999999999999999"];
+        let (mut answered, mut total) = (0, 0);
+        for _ in 0..20_000 {
+            let mut p = canonical.clone().into_bytes();
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(p.len());
+                match rng.below(3) {
+                    0 => { p.remove(at); }
+                    1 => { let s = specials[rng.below(specials.len())]; p.splice(at..at, s.iter().copied()); }
+                    _ => { let s = specials[rng.below(specials.len())]; let end = (at + s.len()).min(p.len()); p.splice(at..end, s.iter().copied()); }
+                }
+            }
+            let Ok(text) = std::str::from_utf8(&p) else { continue };
+            total += 1;
+            if let Some(raw) = scan_contract(text) {
+                answered += 1;
+                assert_eq!(from_raw(raw, None), parse_general(text), "fast and general paths disagree on {text}");
+            }
+        }
+        assert!(answered > total / 20 && answered < total, "the mutations should exercise both paths ({answered} of {total})");
     }
 
     #[test]
