@@ -1,15 +1,17 @@
 """Draining benchmark: records/s and MB/s, side by side in one run, as ratios.
 
-    .venv/bin/python bench/drain.py [--events 2000000] [--seed-style-events 50000]
+    .venv/bin/python bench/drain.py [--events 2000000] [--repeat 3] [--seed-style-events 50000]
 
-On one topic of our simulated events (same broker, same data):
-  1. Kafka's own org.apache.kafka.tools.ConsumerPerformance: read only, the ceiling;
+On one topic of our simulated events (same broker, same data), interleaved `--repeat` times,
+medians reported:
+  1. Kafka's own org.apache.kafka.tools.ConsumerPerformance: read only, the ceiling (its fetch
+     rate, which leaves out its consumer-group join: our drain assigns partitions and has none);
   2. our drain (Rust): read, validate, Arrow, Parquet (zstd), MinIO, manifests;
   3. our drain as two processes, each over half the partitions (1 -> 2 tasks);
   4. a seed-style Python consumer (kafka-python, JSON files to MinIO with boto3).
 Also the drain's peak RSS (VmHWM) and its RSS sampled over the run (flat = bounded memory,
-whatever the backlog), measured in a child process. With the drain's own defaults
-(16 MiB batches); `--batch-max-mb` changes that.
+whatever the backlog), measured in a child process. With the drain's own defaults;
+`--batch-max-mb` and `--workers` change them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -79,6 +82,16 @@ def over_time(samples: list[int]) -> str:
     return " / ".join(f"{samples[min(len(samples) - 1, int(len(samples) * q))] / 1024:.0f}" for q in (0.25, 0.5, 0.75, 0.999))
 
 
+def consumer_performance(env, topic, n) -> tuple[float, float]:
+    """(records/s, MB/s) of Kafka's own consumer reading the topic, group join left out."""
+    out = kafka_tool(env, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", env["SPOTIFY_KAFKA_BOOTSTRAP"],
+                     "--topic", topic, "--num-records", str(n), "--group", f"cp-{uuid.uuid4().hex[:6]}", "--timeout", "60000")
+    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
+    # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+    row = [line for line in out.splitlines() if re.match(r"^\d{4}-", line)][-1].split(",")
+    return float(row[9]), float(row[8])
+
+
 def seed_style(env, topic, n):
     import boto3
     from kafka import KafkaConsumer
@@ -110,7 +123,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--seed-style-events", type=int, default=50_000)
-    ap.add_argument("--batch-max-mb", type=int, default=None, help="the drain's batch_max_bytes in MiB (default: its own, 16)")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved runs of ConsumerPerformance and the drains; medians reported")
+    ap.add_argument("--batch-max-mb", type=int, default=None, help="the drain's batch_max_bytes in MiB (default: its own)")
+    ap.add_argument("--workers", type=int, default=None, help="the drain's writer threads (default: its own, one per core)")
     args = ap.parse_args()
     env = stack_env()
     n = args.events
@@ -120,32 +135,36 @@ def main() -> None:
     mb = produced["bytes"] / 1e6
     print(f"topic {topic}: {n:,} events, {mb:,.0f} MB", flush=True)
 
-    out = kafka_tool(env, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", env["SPOTIFY_KAFKA_BOOTSTRAP"],
-                     "--topic", topic, "--messages", str(n), "--group", f"cp-{uuid.uuid4().hex[:6]}", "--timeout", "60000")
-    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
-    row = [line for line in out.splitlines() if re.match(r"^\d{4}-", line)][-1].split(",")
-    cp = (float(row[5]), float(row[3]))
-    print(f"ConsumerPerformance: {cp[0]:,.0f} records/s", flush=True)
-
-    opts = {**DRAIN, **({"batch_max_bytes": args.batch_max_mb << 20} if args.batch_max_mb else {})}
-    rows1, wall1, rss1, samples = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[]], opts)
-    assert rows1 == n, rows1
-    print(f"drain, 1 task: {n / wall1:,.0f} records/s, peak RSS {rss1 / 1024:.0f} MB, RSS at 25/50/75/100% of the run: {over_time(samples)} MB", flush=True)
-    rows2, wall2, rss2, _ = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[0, 2], [1, 3]], opts)
-    assert rows2 == n, rows2
-    print(f"drain, 2 tasks: {n / wall2:,.0f} records/s", flush=True)
+    opts = {**DRAIN, **({"batch_max_bytes": args.batch_max_mb << 20} if args.batch_max_mb else {}),
+            **({"workers": args.workers} if args.workers is not None else {})}
+    cps, ones, twos, rss, samples = [], [], [], [], []
+    for _ in range(args.repeat):
+        cps.append(consumer_performance(env, topic, n))
+        print(f"ConsumerPerformance: {cps[-1][0]:,.0f} records/s", flush=True)
+        rows1, wall1, rss1, samples1 = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[]], opts)
+        assert rows1 == n, rows1
+        ones.append(n / wall1)
+        rss.append(rss1)
+        samples = samples1
+        print(f"drain, 1 task: {n / wall1:,.0f} records/s, peak RSS {rss1 / 1024:.0f} MB, RSS at 25/50/75/100% of the run: {over_time(samples1)} MB", flush=True)
+        rows2, wall2, _, _ = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[0, 2], [1, 3]], opts)
+        assert rows2 == n, rows2
+        twos.append(n / wall2)
+        print(f"drain, 2 tasks: {n / wall2:,.0f} records/s", flush=True)
+    cp = (statistics.median_high(r for r, _ in cps), statistics.median_high(m for _, m in cps))
+    one, two, rss1 = statistics.median_high(ones), statistics.median_high(twos), max(rss)
     seed = seed_style(env, topic, args.seed_style_events)
 
     rows = [
         ("Kafka ConsumerPerformance (read only)", *cp),
-        ("spotify-pipeline drain, 1 task (Rust)", n / wall1, mb / wall1),
-        ("spotify-pipeline drain, 2 tasks", n / wall2, mb / wall2),
+        ("spotify-pipeline drain, 1 task (Rust)", one, one * mb / n),
+        ("spotify-pipeline drain, 2 tasks", two, two * mb / n),
         ("seed-style Python consumer (kafka-python + JSON to MinIO)", *seed),
     ]
     print(f"\ndraining {n:,} events ({mb:,.0f} MB, 4 partitions) into MinIO, one broker, 2 cores:\n")
     print(ratio_table(rows, "Kafka ConsumerPerformance (read only)"))
-    print(f"\nours / seed-style: {rows[1][1] / seed[0]:.0f}x; one drain: peak RSS {rss1 / 1024:.0f} MB, "
-          f"RSS at 25/50/75/100% of the run {over_time(samples)} MB")
+    print(f"\nmedians of {args.repeat}; ours / seed-style: {one / seed[0]:.0f}x; one drain: peak RSS {rss1 / 1024:.0f} MB "
+          f"(the highest of the runs), RSS at 25/50/75/100% of the last run {over_time(samples)} MB")
 
 
 if __name__ == "__main__":

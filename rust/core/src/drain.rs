@@ -12,7 +12,6 @@
 //! partition's manifests commit in offset order anyway, so the committed batches always form an
 //! unbroken prefix of the partition, whatever is killed when.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{mpsc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -184,18 +183,19 @@ impl OpenBatch {
     /// Parses and validates the records of `raw` into files by hour, and quarantine.
     fn parse(raw: &RawBatch, topic: &str, format: Format) -> Result<Self> {
         let mut open = Self { bronze: BTreeMap::new(), quarantine: BTreeMap::new(), reasons: BTreeMap::new(), format };
-        for (r, payload) in raw.iter() {
-            open.add(topic, raw.partition, r.offset, r.kafka_ts_ms, payload)?;
+        for (i, (r, payload)) in raw.iter().enumerate() {
+            open.add(topic, raw.partition, r.offset, r.kafka_ts_ms, payload, raw.records.len() - i)?;
         }
         Ok(open)
     }
 
-    fn add(&mut self, topic: &str, partition: i32, offset: i64, kafka_ts_ms: Option<i64>, payload: &[u8]) -> Result<()> {
+    /// Adds one record; at most `rows_left` more (this one included) will follow into the batch.
+    fn add(&mut self, topic: &str, partition: i32, offset: i64, kafka_ts_ms: Option<i64>, payload: &[u8], rows_left: usize) -> Result<()> {
         match parse_event(payload) {
             Ok(ev) => {
                 let format = self.format;
                 let file = self.bronze.entry(lake::day_hour(ev.event_ts_ms)).or_insert_with(|| match format {
-                    Format::Parquet => BronzeFile::Parquet(BronzeBuilder::default()),
+                    Format::Parquet => BronzeFile::Parquet(BronzeBuilder::with_capacity_like(rows_left, &ev)),
                     Format::Ndjson => BronzeFile::Ndjson { lines: Vec::new(), rows: 0 },
                 });
                 match file {
@@ -325,7 +325,7 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
 
     let started = Instant::now();
     let mut summary = DrainSummary { topic: kafka.topic.clone(), ..Default::default() };
-    let mut target: HashMap<i32, i64> = HashMap::new();
+    let mut slots: Vec<Slot> = (0..=partitions.iter().copied().max().unwrap_or(0)).map(|_| Slot::default()).collect();
     let mut tpl = TopicPartitionList::new();
     let mut total = 0u64;
     for &p in &partitions {
@@ -341,7 +341,7 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
         summary.partitions.push(PartitionDrain { partition: p, from_offset: from, next_offset: from, high_watermark: high, lag: high - from, lost_to_retention: lost });
         if from < high {
             tpl.add_partition_offset(&kafka.topic, p, Offset::Offset(from))?;
-            target.insert(p, high);
+            slots[p as usize].high = Some(high);
             total += (high - from) as u64;
         }
     }
@@ -388,15 +388,15 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
             bootstrap: kafka.bootstrap(),
             opts,
             summary,
-            open: HashMap::new(),
+            remaining: slots.iter().filter(|s| s.high.is_some()).count(),
+            slots,
             open_bytes: 0,
-            next_seq: HashMap::new(),
             spare: Vec::new(),
             in_flight: 0,
             jobs: Some(jobs_tx),
             done: &done_rx,
         };
-        let consumed = run.consume(&mut target, deadline, &mut meter, progress);
+        let consumed = run.consume(deadline, &mut meter, progress);
         // Whatever stopped the loop, what was read is flushed (never left stuck), and every
         // batch handed to the workers is accounted for before returning.
         let flushed = consumed.and_then(|()| run.cut_all());
@@ -424,6 +424,15 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.queue.backoff.ms", "5"),
 ];
 
+/// One partition, as the consumer sees it.
+#[derive(Default)]
+struct Slot {
+    /// The high watermark to drain up to; None once reached (or for partitions not drained).
+    high: Option<i64>,
+    open: Option<RawBatch>,
+    next_seq: u64,
+}
+
 /// The consumer side of one drain: open batches, and batches handed to the workers.
 struct Run<'a> {
     consumer: &'a BaseConsumer,
@@ -431,10 +440,12 @@ struct Run<'a> {
     bootstrap: &'a str,
     opts: &'a DrainOptions,
     summary: DrainSummary,
-    open: HashMap<i32, RawBatch>,
+    /// Indexed by partition id: a vector, because it is looked up once per record.
+    slots: Vec<Slot>,
+    /// Partitions still to drain.
+    remaining: usize,
     /// Payload bytes in open batches, all partitions together.
     open_bytes: usize,
-    next_seq: HashMap<i32, u64>,
     /// Buffers of written batches, for the next ones.
     spare: Vec<(Vec<u8>, Vec<RawRecord>)>,
     in_flight: usize,
@@ -443,11 +454,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn consume(&mut self, target: &mut HashMap<i32, i64>, deadline: Option<Instant>, meter: &mut ProgressMeter, progress: &mut ProgressFn<'_>) -> Result<()> {
+    fn consume(&mut self, deadline: Option<Instant>, meter: &mut ProgressMeter, progress: &mut ProgressFn<'_>) -> Result<()> {
         let opts = self.opts;
         let mut consumed = 0u64;
         let mut idle_since: Option<Instant> = None;
-        while !target.is_empty() {
+        while self.remaining > 0 {
             // Clocks and progress every thousand records: per record they would cost more than copying it.
             if consumed % 1024 == 0 || idle_since.is_some() {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -459,41 +470,39 @@ impl Run<'_> {
             if opts.max_records.is_some_and(|m| consumed >= m) {
                 break;
             }
-            match self.consumer.poll(Duration::from_millis(200)) {
+            // Without waiting first: a wait costs clock reads, and there is usually a record ready.
+            let polled = match self.consumer.poll(Duration::ZERO) {
+                None => self.consumer.poll(Duration::from_millis(200)),
+                some => some,
+            };
+            match polled {
                 Some(Ok(m)) => {
                     idle_since = None;
                     let (p, off) = (m.partition(), m.offset());
-                    let Some(&high) = target.get(&p) else { continue };
-                    if off >= high {
-                        continue;
-                    }
+                    let Some(slot) = self.slots.get_mut(p as usize) else { continue };
+                    let Some(high) = slot.high.filter(|&h| off < h) else { continue };
                     let ts = match m.timestamp() {
                         Timestamp::NotAvailable => None,
                         t => t.to_millis(),
                     };
                     let payload = m.payload().unwrap_or_default();
-                    let batch = match self.open.entry(p) {
-                        Entry::Occupied(e) => e.into_mut(),
-                        Entry::Vacant(e) => {
-                            let seq = self.next_seq.entry(p).or_default();
-                            let (payloads, records) = self.spare.pop().unwrap_or_default();
-                            *seq += 1;
-                            e.insert(RawBatch { partition: p, seq: *seq - 1, start: off, last: off, payloads, records })
-                        }
-                    };
+                    let batch = slot.open.get_or_insert_with(|| {
+                        let (payloads, records) = self.spare.pop().unwrap_or_default();
+                        slot.next_seq += 1;
+                        RawBatch { partition: p, seq: slot.next_seq - 1, start: off, last: off, payloads, records }
+                    });
                     batch.push(off, ts, payload);
                     self.open_bytes += payload.len();
                     consumed += 1;
                     let full = batch.records.len() >= opts.batch_max_records || batch.payloads.len() >= opts.batch_max_bytes;
                     if off + 1 >= high {
-                        target.remove(&p);
-                    }
-                    if full || off + 1 >= high {
+                        self.finish_partition(p)?;
+                    } else if full {
                         self.cut(p)?;
                     }
                     if self.open_bytes > opts.buffer_max_bytes {
                         // Many partitions at once: the fullest batch goes early, so memory stays bounded.
-                        let fullest = self.open.iter().max_by_key(|(_, b)| b.payloads.len()).map(|(p, _)| *p);
+                        let fullest = self.slots.iter().filter_map(|s| s.open.as_ref()).max_by_key(|b| b.payloads.len()).map(|b| b.partition);
                         if let Some(p) = fullest {
                             self.cut(p)?;
                         }
@@ -505,20 +514,20 @@ impl Run<'_> {
                     // tells when a partition is complete.
                     let pos = self.consumer.position()?;
                     for el in pos.elements() {
-                        if let (Offset::Offset(o), Some(&high)) = (el.offset(), target.get(&el.partition())) {
+                        let high = self.slots.get(el.partition() as usize).and_then(|s| s.high);
+                        if let (Offset::Offset(o), Some(high)) = (el.offset(), high) {
                             if o >= high {
-                                target.remove(&el.partition());
-                                self.cut(el.partition())?;
+                                self.finish_partition(el.partition())?;
                             }
                         }
                     }
                     let since = *idle_since.get_or_insert_with(Instant::now);
-                    if !target.is_empty() && since.elapsed() > Duration::from_secs(opts.idle_timeout_s) {
+                    if self.remaining > 0 && since.elapsed() > Duration::from_secs(opts.idle_timeout_s) {
+                        let waiting: Vec<usize> = (0..self.slots.len()).filter(|&p| self.slots[p].high.is_some()).collect();
                         return Err(Error::BrokerUnavailable(format!(
-                            "no records from {} for {}s while partitions {:?} of {} still had records to drain; \
+                            "no records from {} for {}s while partitions {waiting:?} of {} still had records to drain; \
                              the {} batches committed so far are safe, re-run to resume",
-                            self.bootstrap, opts.idle_timeout_s, target.keys().collect::<Vec<_>>(), self.topic,
-                            self.summary.batches.len()
+                            self.bootstrap, opts.idle_timeout_s, self.topic, self.summary.batches.len()
                         )));
                     }
                 }
@@ -527,9 +536,16 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Partition `p` reached its high watermark: its last batch goes.
+    fn finish_partition(&mut self, p: i32) -> Result<()> {
+        self.slots[p as usize].high = None;
+        self.remaining -= 1;
+        self.cut(p)
+    }
+
     /// Hands partition `p`'s open batch, if any, to the workers.
     fn cut(&mut self, p: i32) -> Result<()> {
-        let Some(batch) = self.open.remove(&p) else { return Ok(()) };
+        let Some(batch) = self.slots[p as usize].open.take() else { return Ok(()) };
         self.open_bytes -= batch.payloads.len();
         let mut batch = batch;
         loop {
@@ -548,9 +564,7 @@ impl Run<'_> {
     }
 
     fn cut_all(&mut self) -> Result<()> {
-        let mut ps: Vec<i32> = self.open.keys().copied().collect();
-        ps.sort();
-        ps.into_iter().try_for_each(|p| self.cut(p))
+        (0..self.slots.len() as i32).try_for_each(|p| self.cut(p))
     }
 
     fn settle_ready(&mut self) -> Result<()> {

@@ -148,13 +148,17 @@ enum Raw<'a> {
     Other,
 }
 
-/// Checks one field against the contract.
-fn validate<'a>(name: &'static str, kind: Kind, raw: Raw<'a>) -> Result<Cell<'a>, Rejection> {
+/// Where `event_type`, whose value must be one of [`EVENT_TYPES`], is in [`CONTRACT`].
+const EVENT_TYPE_FIELD: usize = 1;
+
+/// Checks field `field` of [`CONTRACT`].
+fn validate(field: usize, raw: Raw<'_>) -> Result<Cell<'_>, Rejection> {
+    let (name, kind) = CONTRACT[field];
     Ok(match (kind, raw) {
         (Kind::OptStr, Raw::Missing) => Cell::Null,
         (_, Raw::Missing) => return Err(Rejection::new("missing_field", name)),
         (Kind::Str | Kind::OptStr, Raw::Str(s)) => {
-            if name == "event_type" && !EVENT_TYPES.iter().any(|t| same_short(t.as_bytes(), s.as_bytes())) {
+            if field == EVENT_TYPE_FIELD && !EVENT_TYPES.iter().any(|t| same_short(t.as_bytes(), s.as_bytes())) {
                 return Err(Rejection::new("unknown_event_type", s));
             }
             if kind == Kind::Str && s.is_empty() {
@@ -324,8 +328,8 @@ fn scan_int(b: &[u8], i: usize) -> Option<(i64, usize)> {
 fn from_raw<'a>(raw: [Raw<'a>; CONTRACT.len()], extra: Option<String>) -> Result<ValidEvent<'a>, Rejection> {
     let mut cells: [Cell<'a>; CONTRACT.len()] = std::array::from_fn(|_| Cell::Null);
     let mut event_ts_ms = 0;
-    for (((name, kind), r), cell) in CONTRACT.iter().zip(raw).zip(&mut cells) {
-        *cell = validate(name, *kind, r)?;
+    for (field, (r, cell)) in raw.into_iter().zip(&mut cells).enumerate() {
+        *cell = validate(field, r)?;
         if let Cell::Millis(ms) = cell {
             event_ts_ms = *ms;
         }
@@ -338,7 +342,11 @@ pub fn parse_event(payload: &[u8]) -> Result<ValidEvent<'_>, Rejection> {
     if payload.len() > MAX_EVENT_BYTES {
         return Err(Rejection::new("oversized", format!("{} bytes > {}", payload.len(), MAX_EVENT_BYTES)));
     }
-    let text = std::str::from_utf8(payload).map_err(|e| Rejection::new("not_utf8", e.to_string()))?;
+    // The SIMD check says only yes or no; the standard one says where, for the quarantine.
+    let text = match simdutf8::basic::from_utf8(payload) {
+        Ok(text) => text,
+        Err(_) => return Err(Rejection::new("not_utf8", std::str::from_utf8(payload).err().map_or_else(String::new, |e| e.to_string()))),
+    };
     if let Some(raw) = scan_contract(text) {
         return from_raw(raw, None);
     }
@@ -395,6 +403,29 @@ impl Default for BronzeBuilder {
 }
 
 impl BronzeBuilder {
+    /// A builder with room for `rows` rows whose strings are about as long as `like`'s, so that
+    /// a batch fills it without reallocating (room that is never used is never touched).
+    pub fn with_capacity_like(rows: usize, like: &ValidEvent<'_>) -> Self {
+        let strings = CONTRACT.iter().zip(&like.cells).filter_map(|((_, kind), cell)| match (kind, cell) {
+            (Kind::Str | Kind::OptStr, Cell::Str(v)) => Some(StringBuilder::with_capacity(rows, rows * (v.len() + 4))),
+            (Kind::Str | Kind::OptStr, _) => Some(StringBuilder::with_capacity(rows, 0)),
+            _ => None,
+        });
+        let n_i64 = CONTRACT.iter().filter(|(_, k)| *k == Kind::Int64).count();
+        Self {
+            strings: strings.collect(),
+            ts: TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            date: Date32Builder::with_capacity(rows),
+            ints64: (0..n_i64).map(|_| Int64Builder::with_capacity(rows)).collect(),
+            int32: Int32Builder::with_capacity(rows),
+            extra: StringBuilder::new(),
+            topic: StringBuilder::with_capacity(rows, rows * 16),
+            partition: Int32Builder::with_capacity(rows),
+            offset: Int64Builder::with_capacity(rows),
+            rows: 0,
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -556,11 +587,12 @@ fn parse_canonical_ms(s: &str) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
         return None;
     }
-    let days = days_from_civil(y, mo as u32, d as u32);
     // Reject dates like 02-31 that the day count would silently roll over.
-    if civil_from_days(days) != (y, mo as u32, d as u32) {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    if d > [31, 28 + leap as i64, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo as usize - 1] {
         return None;
     }
+    let days = days_from_civil(y, mo as u32, d as u32);
     Some(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + sec * 1000 + ms)
 }
 
@@ -628,6 +660,12 @@ mod tests {
             assert_eq!(parse_canonical_ms(&s), chrono::DateTime::parse_from_rfc3339(&s).ok().map(|t| t.timestamp_millis()));
         }
         assert_eq!(parse_canonical_ms("2026-02-31T00:00:00.000Z"), None);
+        for (day, valid) in [("2024-02-29", true), ("2000-02-29", true), ("2023-02-29", false), ("1900-02-29", false), ("2026-04-31", false), ("2026-12-31", true)] {
+            let ts = format!("{day}T23:59:59.999Z");
+            let reference = chrono::DateTime::parse_from_rfc3339(&ts).ok().map(|t| t.timestamp_millis());
+            assert_eq!(parse_canonical_ms(&ts), reference, "{ts}");
+            assert_eq!(reference.is_some(), valid, "{ts}");
+        }
         assert_eq!(parse_rfc3339_ms("2026-01-15T11:00:00+01:00"), Some(1_768_471_200_000));
     }
 
