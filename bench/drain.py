@@ -7,7 +7,8 @@ medians reported:
   1. Kafka's own org.apache.kafka.tools.ConsumerPerformance: read only, the ceiling (its fetch
      rate, which leaves out its consumer-group join: our drain assigns partitions and has none);
   2. our drain (Rust): read, validate, Arrow, Parquet (zstd), MinIO, manifests;
-  3. our drain as two processes, each over half the partitions (1 -> 2 tasks);
+  3. our drain as two processes, each over half the partitions (1 -> 2 tasks), and both again
+     with one writer thread per task (the scale-out where cores are left over);
   4. a seed-style Python consumer (kafka-python, JSON files to MinIO with boto3).
 Also the drain's peak RSS (VmHWM) and its RSS sampled over the run (flat = bounded memory,
 whatever the backlog), measured in a child process. With the drain's own defaults;
@@ -137,28 +138,36 @@ def main() -> None:
 
     opts = {**DRAIN, **({"batch_max_bytes": args.batch_max_mb << 20} if args.batch_max_mb else {}),
             **({"workers": args.workers} if args.workers is not None else {})}
-    cps, ones, twos, rss, samples = [], [], [], [], []
+    # (name, partition sets = tasks, writer threads per task or None for the drain's default)
+    paths = [
+        ("spotify-pipeline drain, 1 task (Rust)", [[]], None),
+        ("spotify-pipeline drain, 2 tasks", [[0, 2], [1, 3]], None),
+        ("spotify-pipeline drain, 1 task, 1 writer thread", [[]], 1),
+        ("spotify-pipeline drain, 2 tasks, 1 writer thread each", [[0, 2], [1, 3]], 1),
+    ]
+    cps, rates, rss, samples = [], {name: [] for name, _, _ in paths}, [], []
     for _ in range(args.repeat):
         cps.append(consumer_performance(env, topic, n))
         print(f"ConsumerPerformance: {cps[-1][0]:,.0f} records/s", flush=True)
-        rows1, wall1, rss1, samples1 = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[]], opts)
-        assert rows1 == n, rows1
-        ones.append(n / wall1)
-        rss.append(rss1)
-        samples = samples1
-        print(f"drain, 1 task: {n / wall1:,.0f} records/s, peak RSS {rss1 / 1024:.0f} MB, RSS at 25/50/75/100% of the run: {over_time(samples1)} MB", flush=True)
-        rows2, wall2, _, _ = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", [[0, 2], [1, 3]], opts)
-        assert rows2 == n, rows2
-        twos.append(n / wall2)
-        print(f"drain, 2 tasks: {n / wall2:,.0f} records/s", flush=True)
+        for name, sets, workers in paths:
+            run_opts = opts if workers is None else {**opts, "workers": workers}
+            rows, wall, peak, over = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", sets, run_opts)
+            assert rows == n, rows
+            rates[name].append(n / wall)
+            line = f"{name}: {n / wall:,.0f} records/s"
+            if len(sets) == 1 and workers is None:
+                rss.append(peak)
+                samples = over
+                line += f", peak RSS {peak / 1024:.0f} MB, RSS at 25/50/75/100% of the run: {over_time(over)} MB"
+            print(line, flush=True)
     cp = (statistics.median_high(r for r, _ in cps), statistics.median_high(m for _, m in cps))
-    one, two, rss1 = statistics.median_high(ones), statistics.median_high(twos), max(rss)
+    rate = {name: statistics.median_high(v) for name, v in rates.items()}
+    one, rss1 = rate[paths[0][0]], max(rss)
     seed = seed_style(env, topic, args.seed_style_events)
 
     rows = [
         ("Kafka ConsumerPerformance (read only)", *cp),
-        ("spotify-pipeline drain, 1 task (Rust)", one, one * mb / n),
-        ("spotify-pipeline drain, 2 tasks", two, two * mb / n),
+        *((name, r, r * mb / n) for name, r in rate.items()),
         ("seed-style Python consumer (kafka-python + JSON to MinIO)", *seed),
     ]
     print(f"\ndraining {n:,} events ({mb:,.0f} MB, 4 partitions) into MinIO, one broker, 2 cores:\n")

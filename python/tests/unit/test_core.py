@@ -56,6 +56,13 @@ def test_errors_form_one_hierarchy():
         _core.simulate({"seed": "not a number"}, 1)
     with pytest.raises(sp.ConfigError, match="absolute"):
         _core.pending_batches({"url": "relative/dir", "options": {}}, "t", [])
+    # Drain options are checked before any server is contacted (none runs in unit tests).
+    kafka = {"client": {"bootstrap.servers": "127.0.0.1:1"}, "topic": "t"}
+    for bad in ({"buffer_max_bytes": 0}, {"batch_max_bytes": 0}, {"batch_max_records": 0}):
+        with pytest.raises(sp.ConfigError, match=next(iter(bad))):
+            _core.drain(kafka, {"url": "file:///tmp/unused-lake"}, bad)
+    with pytest.raises(sp.ConfigError, match="workers"):
+        _core.drain(kafka, {"url": "file:///tmp/unused-lake"}, {"workers": -1})
 
 
 def test_local_lake_with_no_batches(tmp_path):

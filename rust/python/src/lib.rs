@@ -38,7 +38,11 @@ fn to_pyerr(e: core::Error) -> PyErr {
 
 fn from_py<T: DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<T> {
     let json = obj.py().import("json")?.call_method1("dumps", (obj,))?;
-    serde_json::from_str(json.extract::<&str>()?).map_err(|e| ConfigError::new_err(format!("{what}: {e}")))
+    let mut de = serde_json::Deserializer::from_str(json.extract::<&str>()?);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| match e.path().to_string().as_str() {
+        "." => ConfigError::new_err(format!("{what}: {}", e.inner())),
+        path => ConfigError::new_err(format!("{what}.{path}: {}", e.inner())),
+    })
 }
 
 fn to_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
