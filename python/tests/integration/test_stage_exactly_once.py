@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import select
 import subprocess
 import sys
 import time
@@ -18,14 +19,29 @@ from spotify_pipeline import _core
 pytestmark = pytest.mark.integration
 
 SIM = {"seed": 51, "start_ms": 1_772_323_200_000, "users": 1_000, "songs": 1_000}
-STAGE_SCRIPT = """
+STARTED = "imported, staging"
+STAGE_SCRIPT = f"STARTED = {STARTED!r}\n" + """
 import json, os, sys
 os.environ["AIRFLOW_CONN_LAKE_KILL"] = sys.argv[1]
 os.environ["AIRFLOW_CONN_DUCKDB_KILL"] = sys.argv[2]
 from spotify_pipeline.operators.stage import StageToWarehouseOperator
+print(STARTED, file=sys.stderr, flush=True)
 StageToWarehouseOperator(task_id="stage", topic=sys.argv[3], lake_url=sys.argv[4], lake_conn_id="lake_kill",
                          warehouse_conn_id="duckdb_kill", load_reference=False, chunk_batches=8).execute(context={})
 """
+
+
+def wait_for_line(proc: subprocess.Popen, line: str, timeout_s: float) -> None:
+    """Reads the process's stderr until `line` (or its end)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        got = proc.stderr.readline()
+        if not got or got.decode().strip() == line:
+            return
+    raise AssertionError(f"the stager did not start within {timeout_s}s")
 
 
 def test_twenty_kill9s_of_the_stager_keep_counts_exact(stack, topic, lake_prefix, tmp_path):
@@ -63,7 +79,10 @@ def test_twenty_kill9s_of_the_stager_keep_counts_exact(stack, topic, lake_prefix
     kills, progressed, last = 0, 0, 0
     while kills < 20:
         proc = subprocess.Popen([sys.executable, "-c", STAGE_SCRIPT, *args], stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(2.0, 4.5))  # importing Airflow takes ~1.5 s of each run
+        # Importing Airflow takes seconds (1.5 to 3.5 on the machines seen): kill in the
+        # staging itself, not in the import.
+        wait_for_line(proc, STARTED, timeout_s=60)
+        time.sleep(rng.uniform(0.3, 2.5))
         if proc.poll() is not None:
             assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
             add_backlog(100 + kills, 60_000)  # all loaded: give the next run work to be killed in

@@ -236,8 +236,15 @@ impl OpenBatch {
 /// the earlier range on resume. After a failure, no later batch of that partition commits.
 #[derive(Default)]
 struct CommitOrder {
-    turns: Mutex<HashMap<i32, (u64, bool)>>,
+    turns: Mutex<HashMap<i32, Turn>>,
     turn_changed: Condvar,
+}
+
+/// Where a partition's commits are: the batch whose turn it is, and whether one failed.
+#[derive(Default, Clone, Copy)]
+struct Turn {
+    next: u64,
+    failed: bool,
 }
 
 impl CommitOrder {
@@ -245,10 +252,10 @@ impl CommitOrder {
     /// failed, and passes the turn on.
     fn in_turn<T>(&self, partition: i32, seq: u64, commit: impl FnOnce() -> Result<T>) -> Result<T> {
         let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
-        while turns.get(&partition).map_or(0, |t| t.0) != seq {
+        while turns.get(&partition).copied().unwrap_or_default().next != seq {
             turns = self.turn_changed.wait(turns).unwrap_or_else(|p| p.into_inner());
         }
-        let earlier_failed = turns.get(&partition).is_some_and(|t| t.1);
+        let earlier_failed = turns.get(&partition).is_some_and(|t| t.failed);
         drop(turns);
         let result = if earlier_failed {
             Err(Error::lake(format!("not committing batch {seq} of partition {partition}: an earlier batch of it failed")))
@@ -257,7 +264,7 @@ impl CommitOrder {
         };
         let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
         let turn = turns.entry(partition).or_default();
-        *turn = (seq + 1, turn.1 || result.is_err());
+        *turn = Turn { next: seq + 1, failed: turn.failed || result.is_err() };
         self.turn_changed.notify_all();
         result
     }
