@@ -8,17 +8,20 @@
 //! afterwards only so that lag shows in Kafka tooling.
 //!
 //! Threads: the caller's thread consumes and only copies record bytes into open batches; worker
-//! threads parse, encode and write cut batches in parallel; [`CommitOrder`] makes each
-//! partition's manifests commit in offset order anyway, so the committed batches always form an
-//! unbroken prefix of the partition, whatever is killed when.
+//! threads parse and encode cut batches in parallel, and hand the encoded files (an eighth of
+//! the records' size, or less) to tasks that upload them, so no worker waits on the store. Each
+//! batch is a link of its partition's [`ChainLink`] chain: its manifest is committed only after
+//! the batch before it, and not at all if that one failed, so the committed batches always form
+//! an unbroken prefix of the partition, whatever is killed when.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{mpsc, Condvar, Mutex};
+use std::collections::BTreeMap;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{oneshot, Semaphore};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{format_date, parse_event, BronzeBuilder};
@@ -140,8 +143,7 @@ struct RawRecord {
 /// copies bytes into it; parsing, encoding and writing are a worker's.
 struct RawBatch {
     partition: i32,
-    /// This batch's place among the partition's batches in this drain: manifests commit in it.
-    seq: u64,
+    link: ChainLink,
     start: i64,
     last: i64,
     payloads: Vec<u8>,
@@ -231,79 +233,107 @@ impl OpenBatch {
     }
 }
 
-/// Keeps each partition's manifests committing in offset order, whichever worker finishes
-/// first: a later batch committed before an earlier one would make a crash in between skip
-/// the earlier range on resume. After a failure, no later batch of that partition commits.
-#[derive(Default)]
-struct CommitOrder {
-    turns: Mutex<HashMap<i32, Turn>>,
-    turn_changed: Condvar,
+/// A batch's place in its partition's chain of commits: its manifest is written once the batch
+/// before it has committed (`after` says `true`), and it tells the next one how it went. A
+/// later batch committed before an earlier one would make a crash in between skip the earlier
+/// range on resume; after a failure, no later batch of the partition commits.
+struct ChainLink {
+    /// None for the partition's first batch in this drain.
+    after: Option<oneshot::Receiver<bool>>,
+    then: oneshot::Sender<bool>,
 }
 
-/// Where a partition's commits are: the batch whose turn it is, and whether one failed.
-#[derive(Default, Clone, Copy)]
-struct Turn {
-    next: u64,
-    failed: bool,
-}
+impl ChainLink {
+    /// The next link of a chain whose last link's receiver is `tail`; `tail` becomes this one's.
+    fn next(tail: &mut Option<oneshot::Receiver<bool>>) -> Self {
+        let (then, rx) = oneshot::channel();
+        Self { after: tail.replace(rx), then }
+    }
 
-impl CommitOrder {
-    /// Waits until batch `seq` of `partition` is next, runs `commit` unless an earlier batch
-    /// failed, and passes the turn on.
-    fn in_turn<T>(&self, partition: i32, seq: u64, commit: impl FnOnce() -> Result<T>) -> Result<T> {
-        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
-        while turns.get(&partition).copied().unwrap_or_default().next != seq {
-            turns = self.turn_changed.wait(turns).unwrap_or_else(|p| p.into_inner());
-        }
-        let earlier_failed = turns.get(&partition).is_some_and(|t| t.failed);
-        drop(turns);
-        let result = if earlier_failed {
-            Err(Error::lake(format!("not committing batch {seq} of partition {partition}: an earlier batch of it failed")))
-        } else {
-            commit()
+    /// Runs `commit` in turn (after the batch before, unless that failed) and passes the turn on.
+    /// A link dropped unused counts as a failure for the next.
+    async fn in_turn<T>(self, commit: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let earlier_ok = match self.after {
+            None => true,
+            Some(rx) => rx.await.unwrap_or(false),
         };
-        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
-        let turn = turns.entry(partition).or_default();
-        *turn = Turn { next: seq + 1, failed: turn.failed || result.is_err() };
-        self.turn_changed.notify_all();
+        let result = if earlier_ok { commit.await } else { Err(Error::lake("not committed: an earlier batch of its partition failed")) };
+        let _ = self.then.send(result.is_ok());
         result
     }
 }
 
-/// What a worker sends back: the batch's commit (or why it failed) and its buffers, for reuse.
-struct Written {
-    partition: i32,
-    result: Result<Manifest>,
-    buffers: (Vec<u8>, Vec<RawRecord>),
+/// What the workers and upload tasks report to the consumer thread.
+enum Report {
+    /// A batch's record buffers, free once it is encoded: for the next batches.
+    Buffers(Vec<u8>, Vec<RawRecord>),
+    /// A batch's commit, or why it failed: one per batch handed to the workers.
+    Committed { partition: i32, result: Result<Manifest> },
 }
 
-/// Parses, encodes and writes one batch, then commits it in its partition's turn.
-fn write_batch(lake: &Lake, rt: &tokio::runtime::Runtime, order: &CommitOrder, topic: &str, opts: &DrainOptions, raw: &RawBatch) -> Result<Manifest> {
-    let written = (|| -> Result<Manifest> {
-        let open = OpenBatch::parse(raw, topic, opts.format)?;
-        let (manifest, puts) = encode_batch(topic, raw.partition, raw.start, raw.last, open, &opts.dataset)?;
-        rt.block_on(futures::future::try_join_all(puts.into_iter().map(|(k, v)| lake.put_owned(k, v))))?;
-        Ok(manifest)
-    })();
-    order.in_turn(raw.partition, raw.seq, || {
+/// Parses and encodes one batch: its manifest-to-be and the files to write first.
+fn encode(raw: &RawBatch, topic: &str, opts: &DrainOptions) -> Result<(Manifest, Vec<(String, Vec<u8>)>)> {
+    let open = OpenBatch::parse(raw, topic, opts.format)?;
+    encode_batch(topic, raw.partition, raw.start, raw.last, open, &opts.dataset)
+}
+
+/// Writes a batch's files, then, in its partition's turn, its manifest: the manifest is the commit.
+async fn commit(lake: Lake, link: ChainLink, encoded: Result<(Manifest, Vec<(String, Vec<u8>)>)>) -> Result<Manifest> {
+    let written = match encoded {
+        Ok((manifest, puts)) => futures::future::try_join_all(puts.into_iter().map(|(k, v)| lake.put_owned(k, v))).await.map(|_| manifest),
+        Err(e) => Err(e),
+    };
+    link.in_turn(async {
         let manifest = written?;
-        let key = lake::manifest_key(topic, raw.partition, raw.start);
-        if !rt.block_on(lake.put_if_absent(&key, serde_json::to_vec_pretty(&manifest)?))? {
+        let key = lake::manifest_key(&manifest.topic, manifest.partition, manifest.start_offset);
+        if !lake.put_if_absent(&key, serde_json::to_vec_pretty(&manifest)?).await? {
             return Err(Error::lake(format!(
                 "{key} was committed by another drain of partition {} meanwhile; stopping so that no offset is \
                  written twice (re-run to continue from the lake's manifests)",
-                raw.partition
+                manifest.partition
             )));
         }
         Ok(manifest)
     })
+    .await
+}
+
+/// A worker: takes cut batches, encodes them, and leaves the writing to a task, so that it is
+/// free for the next batch while the store works; `uploads` bounds the batches in flight
+/// between being taken and being committed.
+fn work(jobs: &Mutex<mpsc::Receiver<RawBatch>>, reports: &mpsc::Sender<Report>, uploads: &Arc<Semaphore>, lake: &Lake, rt: &tokio::runtime::Runtime, topic: &str, opts: &DrainOptions) {
+    use futures::FutureExt;
+    loop {
+        // The permit is taken in the order the batches were cut (the queue stays locked until it
+        // is): a batch waiting for the one before it never holds the permit that one needs.
+        let (raw, permit) = {
+            let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let Ok(raw) = jobs.recv() else { return };
+            (raw, rt.block_on(uploads.clone().acquire_owned()).expect("the semaphore is never closed"))
+        };
+        let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encode(&raw, topic, opts)))
+            .unwrap_or_else(|_| Err(Error::data(format!("encoding the batch of partition {} from offset {} panicked", raw.partition, raw.start))));
+        let RawBatch { partition, link, mut payloads, mut records, .. } = raw;
+        payloads.clear();
+        records.clear();
+        let _ = reports.send(Report::Buffers(payloads, records));
+        let (lake, reports) = (lake.clone(), reports.clone());
+        rt.spawn(async move {
+            // Exactly one report per batch, even if something in it panics (the main thread counts them).
+            let result = std::panic::AssertUnwindSafe(commit(lake, link, encoded)).catch_unwind().await.unwrap_or_else(|_| {
+                Err(Error::data(format!("writing a batch of partition {partition} panicked")))
+            });
+            drop(permit);
+            let _ = reports.send(Report::Committed { partition, result });
+        });
+    }
 }
 
 /// Drains `kafka.topic` into the lake. See the module documentation for the guarantees.
 ///
 /// The calling thread only consumes: it copies records into one open batch per partition and
-/// cuts batches. Workers parse, encode and write the cut batches in parallel, and commit each
-/// partition's manifests in offset order.
+/// cuts batches. Workers parse and encode the cut batches in parallel; upload tasks write them
+/// and commit each partition's manifests in offset order.
 pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, progress: &mut ProgressFn<'_>) -> Result<DrainSummary> {
     if opts.batch_max_records == 0 || opts.batch_max_bytes == 0 || opts.buffer_max_bytes == 0 {
         return Err(Error::config("batch_max_records, batch_max_bytes and buffer_max_bytes must be positive"));
@@ -359,33 +389,20 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),
         n => n,
     };
-    let order = CommitOrder::default();
     let deadline = opts.max_seconds.map(|s| started + Duration::from_secs_f64(s));
     let mut meter = ProgressMeter::new("drain", Some(total));
     // Cut batches wait here for a worker; a full queue holds the consumer back (bounded memory).
     let (jobs_tx, jobs_rx) = mpsc::sync_channel::<RawBatch>(1);
     let jobs_rx = Mutex::new(jobs_rx);
-    let (done_tx, done_rx) = mpsc::channel::<Written>();
+    let (done_tx, done_rx) = mpsc::channel::<Report>();
+    let uploads = Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT));
 
     let mut summary = std::thread::scope(|scope| -> Result<DrainSummary> {
         for i in 0..workers {
-            let (jobs_rx, done_tx, lake, rt, order, topic) = (&jobs_rx, done_tx.clone(), &lake, &rt, &order, kafka.topic.as_str());
+            let (jobs_rx, done_tx, uploads, lake, rt, topic) = (&jobs_rx, done_tx.clone(), &uploads, &lake, &rt, kafka.topic.as_str());
             std::thread::Builder::new()
                 .name(format!("drain-writer-{i}"))
-                .spawn_scoped(scope, move || loop {
-                    let Ok(raw) = jobs_rx.lock().unwrap_or_else(|p| p.into_inner()).recv() else { break };
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_batch(lake, rt, order, topic, opts, &raw)))
-                        .unwrap_or_else(|_| {
-                            // The turn must still pass on, or the partition's later batches would wait forever.
-                            order.in_turn(raw.partition, raw.seq, || Err(Error::data(format!("writing batch {} of partition {} panicked", raw.seq, raw.partition))))
-                        });
-                    let RawBatch { partition, mut payloads, mut records, .. } = raw;
-                    payloads.clear();
-                    records.clear();
-                    if done_tx.send(Written { partition, result, buffers: (payloads, records) }).is_err() {
-                        break;
-                    }
-                })
+                .spawn_scoped(scope, move || work(jobs_rx, &done_tx, uploads, lake, rt, topic, opts))
                 .map_err(|e| Error::config(format!("cannot start a drain worker: {e}")))?;
         }
         drop(done_tx);
@@ -424,6 +441,10 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
 /// the 1 MiB default per partition a backlog drains at half speed), the prefetch queue is capped
 /// (it is most of the memory), and a full queue delays the next fetch by milliseconds, not by
 /// librdkafka's default second, during which a fast consumer would sit idle.
+/// Batches between a worker and their commit at once (mostly encoded, and small: Parquet is an
+/// eighth of the records or less).
+const UPLOADS_IN_FLIGHT: usize = 8;
+
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("max.partition.fetch.bytes", "2097152"),
     ("fetch.max.bytes", "8388608"),
@@ -437,7 +458,8 @@ struct Slot {
     /// The high watermark to drain up to; None once reached (or for partitions not drained).
     high: Option<i64>,
     open: Option<RawBatch>,
-    next_seq: u64,
+    /// Where the partition's next batch joins its commit chain.
+    tail: Option<oneshot::Receiver<bool>>,
 }
 
 /// The consumer side of one drain: open batches, and batches handed to the workers.
@@ -457,7 +479,7 @@ struct Run<'a> {
     spare: Vec<(Vec<u8>, Vec<RawRecord>)>,
     in_flight: usize,
     jobs: Option<mpsc::SyncSender<RawBatch>>,
-    done: &'a mpsc::Receiver<Written>,
+    done: &'a mpsc::Receiver<Report>,
 }
 
 impl Run<'_> {
@@ -495,8 +517,7 @@ impl Run<'_> {
                     let payload = m.payload().unwrap_or_default();
                     let batch = slot.open.get_or_insert_with(|| {
                         let (payloads, records) = self.spare.pop().unwrap_or_default();
-                        slot.next_seq += 1;
-                        RawBatch { partition: p, seq: slot.next_seq - 1, start: off, last: off, payloads, records }
+                        RawBatch { partition: p, link: ChainLink::next(&mut slot.tail), start: off, last: off, payloads, records }
                     });
                     batch.push(off, ts, payload);
                     self.open_bytes += payload.len();
@@ -601,15 +622,27 @@ impl Run<'_> {
         first_err.map_or(Ok(()), Err)
     }
 
-    fn settle(&mut self, w: Written) -> Result<()> {
+    fn settle(&mut self, report: Report) -> Result<()> {
+        let (p, result) = match report {
+            Report::Buffers(payloads, records) => {
+                self.spare.push((payloads, records));
+                return Ok(());
+            }
+            Report::Committed { partition, result } => (partition, result),
+        };
         self.in_flight -= 1;
-        self.spare.push(w.buffers);
-        let (p, c) = (w.partition, w.result?);
+        let c = result?;
         let summary = &mut self.summary;
-        let mut offsets = TopicPartitionList::new();
-        offsets.add_partition_offset(self.topic, p, Offset::Offset(c.end_offset + 1))?;
-        if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
-            summary.warnings.push(format!("group offset commit for partition {p}: {e}"));
+        // Reports of one partition can arrive out of order: the group offset only moves forward.
+        let pd = summary.partitions.iter_mut().find(|x| x.partition == p).expect("a drained partition has a summary");
+        if c.end_offset + 1 > pd.next_offset {
+            pd.next_offset = c.end_offset + 1;
+            pd.lag = pd.high_watermark - pd.next_offset;
+            let mut offsets = TopicPartitionList::new();
+            offsets.add_partition_offset(self.topic, p, Offset::Offset(pd.next_offset))?;
+            if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
+                summary.warnings.push(format!("group offset commit for partition {p}: {e}"));
+            }
         }
         summary.rows += c.rows;
         summary.quarantined += c.quarantined;
@@ -618,10 +651,6 @@ impl Run<'_> {
         }
         summary.files.extend(c.files.iter().chain(&c.quarantine_files).map(|f| f.key.clone()));
         summary.bytes += c.files.iter().map(|f| f.bytes).sum::<u64>();
-        if let Some(pd) = summary.partitions.iter_mut().find(|x| x.partition == p) {
-            pd.next_offset = pd.next_offset.max(c.end_offset + 1);
-            pd.lag = pd.high_watermark - pd.next_offset;
-        }
         summary.batches.push(BatchCommitted {
             batch_id: c.batch_id,
             partition: p,
@@ -790,7 +819,7 @@ mod tests {
             "device_type": "mobile", "country": "US", "city": "c", "timezone": "UTC",
             "subscription": "free", "playlist_id": null, "schema_version": 1
         }).to_string();
-        let mut raw = RawBatch { partition: 0, seq: 0, start: 10, last: 10, payloads: vec![], records: vec![] };
+        let mut raw = RawBatch { partition: 0, link: ChainLink::next(&mut None), start: 10, last: 10, payloads: vec![], records: vec![] };
         raw.push(10, Some(0), ok("2026-01-15T10:59:59Z").as_bytes());
         raw.push(11, Some(0), ok("2026-01-15T11:00:00Z").as_bytes());
         raw.push(13, None, b"\xff\xfe");
@@ -815,37 +844,43 @@ mod tests {
 
     #[test]
     fn manifests_commit_in_partition_order_whoever_finishes_first() {
-        let order = CommitOrder::default();
-        let committed = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            // Started last to first: each must wait for the one before it.
-            for seq in (0..6u64).rev() {
-                let (order, committed) = (&order, &committed);
-                s.spawn(move || {
-                    order.in_turn(7, seq, || {
-                        committed.lock().unwrap().push(seq);
-                        Ok(())
-                    })
-                });
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
+        let rt = crate::runtime::runtime().unwrap();
+        let committed = Arc::new(Mutex::new(Vec::new()));
+        let mut tail = None;
+        let links: Vec<ChainLink> = (0..6).map(|_| ChainLink::next(&mut tail)).collect();
+        // Started last to first, the later ones readier: each must still wait for the one before.
+        let tasks: Vec<_> = links.into_iter().enumerate().rev().map(|(seq, link)| {
+            let committed = committed.clone();
+            rt.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5 * (6 - seq as u64))).await;
+                link.in_turn(async { committed.lock().unwrap().push(seq); Ok(()) }).await
+            })
+        }).collect();
+        for t in tasks {
+            assert!(rt.block_on(t).unwrap().is_ok());
+        }
         assert_eq!(*committed.lock().unwrap(), vec![0, 1, 2, 3, 4, 5]);
-        // Other partitions keep their own turns.
-        assert!(order.in_turn(8, 0, || Ok(())).is_ok());
+        // A partition's chain starts afresh.
+        assert!(rt.block_on(ChainLink::next(&mut None).in_turn(async { Ok(()) })).is_ok());
     }
 
     #[test]
     fn after_a_failed_batch_no_later_one_of_its_partition_commits() {
-        let order = CommitOrder::default();
-        assert!(order.in_turn(1, 0, || Ok(())).is_ok());
-        assert!(order.in_turn(1, 1, || -> Result<()> { Err(Error::lake("MinIO down")) }).is_err());
+        let rt = crate::runtime::runtime().unwrap();
+        let mut tail = None;
+        let (first, second, third, fourth) = (ChainLink::next(&mut tail), ChainLink::next(&mut tail), ChainLink::next(&mut tail), ChainLink::next(&mut tail));
+        assert!(rt.block_on(first.in_turn(async { Ok(()) })).is_ok());
+        assert!(rt.block_on(second.in_turn(async { Err::<(), _>(Error::lake("MinIO down")) })).is_err());
         let ran = std::sync::atomic::AtomicBool::new(false);
-        let later = order.in_turn(1, 2, || {
+        let later = rt.block_on(third.in_turn(async {
             ran.store(true, std::sync::atomic::Ordering::SeqCst);
             Ok(())
-        });
+        }));
         assert!(later.is_err() && !ran.load(std::sync::atomic::Ordering::SeqCst), "a later batch must not commit past a gap");
-        assert!(order.in_turn(2, 0, || Ok(())).is_ok(), "other partitions go on");
+        assert!(rt.block_on(fourth.in_turn(async { Ok(()) })).is_err(), "nor any after it");
+        // A link dropped without running (its writer died) counts as failed.
+        let mut tail = None;
+        drop(ChainLink::next(&mut tail));
+        assert!(rt.block_on(ChainLink::next(&mut tail).in_turn(async { Ok(()) })).is_err());
     }
 }

@@ -37,6 +37,8 @@ pub struct LakeConfig {
     pub options: BTreeMap<String, String>,
 }
 
+/// Cheap to clone: clones share the store and its connections.
+#[derive(Clone)]
 pub struct Lake {
     store: Arc<dyn ObjectStore>,
     url: String,
