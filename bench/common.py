@@ -40,6 +40,26 @@ def create_topic(env: dict[str, str], topic: str, partitions: int = 3) -> None:
                "--create", "--topic", topic, "--partitions", str(partitions), "--replication-factor", "1")
 
 
+def delete_topic(env: dict[str, str], topic: str) -> None:
+    kafka_tool(env, "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env["SPOTIFY_KAFKA_BOOTSTRAP"], "--delete", "--topic", topic)
+
+
+def s3_client(env: dict[str, str]):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=env["SPOTIFY_S3_ENDPOINT"], aws_access_key_id=env["SPOTIFY_S3_ACCESS_KEY"],
+                        aws_secret_access_key=env["SPOTIFY_S3_SECRET_KEY"], region_name="us-east-1")
+
+
+def delete_prefix(env: dict[str, str], prefix: str) -> None:
+    """Removes what a benchmark wrote under `prefix` of the lake bucket (outside the timing)."""
+    s3, bucket = s3_client(env), env["SPOTIFY_LAKE_BUCKET"]
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/"):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
 def ratio_table(rows: list[tuple[str, float, float]], reference: str) -> str:
     """rows: (name, records/s, MB/s). Ratios are against the row named `reference`."""
     ref = next(r for r in rows if r[0] == reference)

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fresh_topic, kafka_tool, ratio_table, stack_env  # noqa: E402
+from common import delete_prefix, delete_topic, fresh_topic, kafka_tool, ratio_table, s3_client, stack_env  # noqa: E402
 
 from spotify_pipeline import _core  # noqa: E402
 
@@ -94,11 +94,9 @@ def consumer_performance(env, topic, n) -> tuple[float, float]:
 
 
 def seed_style(env, topic, n):
-    import boto3
     from kafka import KafkaConsumer
 
-    s3 = boto3.client("s3", endpoint_url=env["SPOTIFY_S3_ENDPOINT"], aws_access_key_id=env["SPOTIFY_S3_ACCESS_KEY"],
-                      aws_secret_access_key=env["SPOTIFY_S3_SECRET_KEY"], region_name="us-east-1")
+    s3 = s3_client(env)
     c = KafkaConsumer(topic, bootstrap_servers=env["SPOTIFY_KAFKA_BOOTSTRAP"], auto_offset_reset="earliest",
                       group_id=f"seed-{uuid.uuid4().hex[:6]}", enable_auto_commit=True, consumer_timeout_ms=10_000)
     batch, done, size, prefix = [], 0, 0, f"bench-seed/{uuid.uuid4().hex[:6]}"
@@ -117,6 +115,7 @@ def seed_style(env, topic, n):
             break
     wall = time.perf_counter() - t
     c.close()
+    delete_prefix(env, prefix)
     return done / wall, size / 1e6 / wall
 
 
@@ -151,8 +150,10 @@ def main() -> None:
         print(f"ConsumerPerformance: {cps[-1][0]:,.0f} records/s", flush=True)
         for name, sets, workers in paths:
             run_opts = opts if workers is None else {**opts, "workers": workers}
-            rows, wall, peak, over = drain_processes(env, topic, f"bench/{uuid.uuid4().hex[:8]}", sets, run_opts)
+            prefix = f"bench/{uuid.uuid4().hex[:8]}"
+            rows, wall, peak, over = drain_processes(env, topic, prefix, sets, run_opts)
             assert rows == n, rows
+            delete_prefix(env, prefix)
             rates[name].append(n / wall)
             line = f"{name}: {n / wall:,.0f} records/s"
             if len(sets) == 1 and workers is None:
@@ -164,6 +165,7 @@ def main() -> None:
     rate = {name: statistics.median_high(v) for name, v in rates.items()}
     one, rss1 = rate[paths[0][0]], max(rss)
     seed = seed_style(env, topic, args.seed_style_events)
+    delete_topic(env, topic)
 
     rows = [
         ("Kafka ConsumerPerformance (read only)", *cp),
