@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{oneshot, Semaphore};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, Semaphore};
 
 use crate::event::{format_date, parse_event, BronzeBuilder};
 use crate::lake::{self, FileEntry, Lake, LakeConfig, Manifest};
@@ -48,7 +48,7 @@ pub struct DrainOptions {
     pub max_seconds: Option<f64>,
     /// Give up when the broker sends nothing for this long while records remain.
     pub idle_timeout_s: u64,
-    /// Threads that parse, encode and write batches (0: one per core, at most 4).
+    /// Threads that parse and encode batches (0: one per core, at most 4); uploads run beside them.
     pub workers: usize,
     /// Bound on the record bytes held in open batches, all partitions together: past it, the
     /// fullest batch is cut early. With batch_max_bytes and the workers, it bounds memory.
@@ -140,7 +140,7 @@ struct RawRecord {
 }
 
 /// The records of one partition since its last cut, as they came. The consumer thread only
-/// copies bytes into it; parsing, encoding and writing are a worker's.
+/// copies bytes into it; a worker parses and encodes it, an upload task writes it.
 struct RawBatch {
     partition: i32,
     link: ChainLink,
