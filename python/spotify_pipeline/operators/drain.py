@@ -56,8 +56,9 @@ class KafkaDrainOperator(BaseOperator):
 
     The calling thread only consumes; ``workers`` threads (default: one per core, at most 4)
     parse and encode batches in parallel while tasks upload them, committing each partition's
-    batches in offset order. Memory is bounded by ``buffer_max_bytes`` (open batches), ``batch_max_bytes`` per
-    batch on its way, and librdkafka's prefetch settings in the Kafka connection's extra.
+    batches in offset order. Memory is bounded by ``buffer_max_bytes`` (open batches),
+    ``batch_max_bytes`` per batch on its way, and librdkafka's prefetch settings in the Kafka
+    connection's extra.
 
     ``file_format="ndjson"`` writes the records as they came, one JSON line each with their Kafka
     coordinates, instead of typed Parquet; the stager types them on the way in.

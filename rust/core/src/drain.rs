@@ -274,7 +274,7 @@ enum Report {
 /// Parses and encodes one batch: its manifest-to-be and the files to write first.
 fn encode(raw: &RawBatch, topic: &str, opts: &DrainOptions) -> Result<(Manifest, Vec<(String, Vec<u8>)>)> {
     let open = OpenBatch::parse(raw, topic, opts.format)?;
-    encode_batch(topic, raw.partition, raw.start, raw.last, open, &opts.dataset)
+    encode_batch(raw, topic, open, &opts.dataset)
 }
 
 /// Writes a batch's files, then, in its partition's turn, its manifest: the manifest is the commit.
@@ -727,7 +727,8 @@ fn oldest_timestamp(consumer: &BaseConsumer, topic: &str, partition: i32, offset
 }
 
 /// Encodes a batch's files: the manifest that will commit them, and the (key, bytes) to write first.
-fn encode_batch(topic: &str, partition: i32, start: i64, last: i64, b: OpenBatch, dataset: &str) -> Result<(Manifest, Vec<(String, Vec<u8>)>)> {
+fn encode_batch(raw: &RawBatch, topic: &str, b: OpenBatch, dataset: &str) -> Result<(Manifest, Vec<(String, Vec<u8>)>)> {
+    let (partition, start) = (raw.partition, raw.start);
     let id = lake::batch_id(topic, partition, start);
     let mut files = Vec::new();
     let mut puts = Vec::new();
@@ -752,7 +753,7 @@ fn encode_batch(topic: &str, partition: i32, start: i64, last: i64, b: OpenBatch
         topic: topic.to_string(),
         partition,
         start_offset: start,
-        end_offset: last,
+        end_offset: raw.last,
         rows: files.iter().map(|f| f.rows).sum(),
         quarantined: quarantine_files.iter().map(|f| f.rows).sum(),
         files,
@@ -831,7 +832,7 @@ mod tests {
             assert_eq!(b.reasons.get("not_utf8"), Some(&1));
             let q = String::from_utf8(b.quarantine.values().next().unwrap().clone()).unwrap();
             assert!(q.contains("\"payload_base64\":\"//4=\"") && q.contains("\"offset\":13"), "{q}");
-            let (m, puts) = encode_batch("t", 0, raw.start, raw.last, b, "ds").unwrap();
+            let (m, puts) = encode_batch(&raw, "t", b, "ds").unwrap();
             assert_eq!((m.start_offset, m.end_offset, m.rows, m.quarantined), (10, 13, 2, 1));
             assert_eq!(puts.len(), 3, "two hour files and one quarantine file");
             if format == Format::Ndjson {

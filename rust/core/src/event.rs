@@ -385,35 +385,18 @@ pub struct BronzeBuilder {
 
 impl Default for BronzeBuilder {
     fn default() -> Self {
-        let n_str = CONTRACT.iter().filter(|(_, k)| matches!(k, Kind::Str | Kind::OptStr)).count();
-        let n_i64 = CONTRACT.iter().filter(|(_, k)| *k == Kind::Int64).count();
-        Self {
-            strings: (0..n_str).map(|_| StringBuilder::new()).collect(),
-            ts: TimestampMillisecondBuilder::new().with_timezone("UTC"),
-            date: Date32Builder::new(),
-            ints64: (0..n_i64).map(|_| Int64Builder::new()).collect(),
-            int32: Int32Builder::new(),
-            extra: StringBuilder::new(),
-            topic: StringBuilder::new(),
-            partition: Int32Builder::new(),
-            offset: Int64Builder::new(),
-            rows: 0,
-        }
+        // Arrow's own default: room for 1,024 rows and 1 KiB per string column.
+        Self::sized(1024, std::iter::repeat(1024))
     }
 }
 
 impl BronzeBuilder {
-    /// A builder with room for `rows` rows whose strings are about as long as `like`'s, so that
-    /// a batch fills it without reallocating (room that is never used is never touched).
-    pub fn with_capacity_like(rows: usize, like: &ValidEvent<'_>) -> Self {
-        let strings = CONTRACT.iter().zip(&like.cells).filter_map(|((_, kind), cell)| match (kind, cell) {
-            (Kind::Str | Kind::OptStr, Cell::Str(v)) => Some(StringBuilder::with_capacity(rows, rows * (v.len() + 4))),
-            (Kind::Str | Kind::OptStr, _) => Some(StringBuilder::with_capacity(rows, 0)),
-            _ => None,
-        });
+    /// Room for `rows` rows, and `string_bytes` bytes for each string column in schema order.
+    fn sized(rows: usize, mut string_bytes: impl Iterator<Item = usize>) -> Self {
+        let n_str = CONTRACT.iter().filter(|(_, k)| matches!(k, Kind::Str | Kind::OptStr)).count();
         let n_i64 = CONTRACT.iter().filter(|(_, k)| *k == Kind::Int64).count();
         Self {
-            strings: strings.collect(),
+            strings: (0..n_str).map(|_| StringBuilder::with_capacity(rows, string_bytes.next().unwrap_or(0))).collect(),
             ts: TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
             date: Date32Builder::with_capacity(rows),
             ints64: (0..n_i64).map(|_| Int64Builder::with_capacity(rows)).collect(),
@@ -424,6 +407,17 @@ impl BronzeBuilder {
             offset: Int64Builder::with_capacity(rows),
             rows: 0,
         }
+    }
+
+    /// A builder with room for `rows` rows whose strings are about as long as `like`'s, so that
+    /// a batch fills it without reallocating (room that is never used is never touched).
+    pub fn with_capacity_like(rows: usize, like: &ValidEvent<'_>) -> Self {
+        let lengths = CONTRACT.iter().zip(&like.cells).filter_map(|((_, kind), cell)| match (kind, cell) {
+            (Kind::Str | Kind::OptStr, Cell::Str(v)) => Some(rows * (v.len() + 4)),
+            (Kind::Str | Kind::OptStr, _) => Some(0),
+            _ => None,
+        });
+        Self::sized(rows, lengths)
     }
 
     pub fn rows(&self) -> usize {
