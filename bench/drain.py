@@ -9,7 +9,9 @@ medians reported:
   2. our drain (Rust): read, validate, Arrow, Parquet (zstd), MinIO, manifests;
   3. our drain as two processes, each over half the partitions (1 -> 2 tasks), and both again
      with one writer thread per task (the scale-out where cores are left over);
-  4. a seed-style Python consumer (kafka-python, JSON files to MinIO with boto3).
+  4. a Python peer: the best drain a Python data engineer would write with what Airflow users
+     already have (confluent-kafka batch consume, json, pyarrow, Parquet zstd to MinIO per 100 k);
+  5. a seed-style Python consumer (kafka-python, JSON files to MinIO with boto3).
 Also the drain's peak RSS (VmHWM) and its RSS sampled over the run (flat = bounded memory,
 whatever the backlog), measured in a child process. With the drain's own defaults;
 `--batch-max-mb` and `--workers` change them.
@@ -34,6 +36,15 @@ from spotify_pipeline import _core  # noqa: E402
 
 SIM = {"seed": 1, "start_ms": 1_772_323_200_000, "users": 20_000, "songs": 20_000}
 DRAIN = {"group_id": "bench", "dataset": "spotify_events", "idle_timeout_s": 60}
+
+PEER = "Python peer (confluent-kafka batch consume, json, pyarrow, Parquet zstd per 100 k)"
+PEER_FILE_RECORDS = 100_000
+# The peer's columns: the event contract's fields as they come in the JSON (strings and integers),
+# one fixed schema so every file has the same columns and types; kafka_partition and kafka_offset follow.
+PEER_INTS = {"duration_ms", "position_ms", "schema_version"}
+PEER_FIELDS = ("event_id", "event_type", "event_ts", "user_id", "session_id", "song_id", "song_name", "artist_id",
+               "artist_name", "album", "genre", "release_date", "duration_ms", "position_ms", "device_type", "country",
+               "city", "timezone", "subscription", "playlist_id", "schema_version")
 
 CHILD = """
 import json, resource, sys, time
@@ -119,6 +130,83 @@ def seed_style(env, topic, n):
     return done / wall, size / 1e6 / wall
 
 
+def python_peer_drain(env, topic, prefix, idle_timeout_s=60):
+    """The best drain a Python data engineer would write with the libraries Airflow users already
+    have: confluent-kafka (librdkafka) batch consume over partitions assigned from the beginning
+    (no group, no commits), `json.loads` of each value in bulk, a pyarrow table per 100 k records
+    (the fields as they come, plus kafka_partition and kafka_offset), Parquet zstd, put to MinIO
+    with boto3. Stops at the high watermarks seen at start. Returns (rows, bytes, wall seconds)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+    schema = pa.schema([(f, pa.int64() if f in PEER_INTS else pa.string()) for f in PEER_FIELDS])
+    s3, bucket = s3_client(env), env["SPOTIFY_LAKE_BUCKET"]
+    t = time.perf_counter()
+    c = Consumer({
+        "bootstrap.servers": env["SPOTIFY_KAFKA_BOOTSTRAP"], "group.id": f"peer-{uuid.uuid4().hex[:6]}",
+        "enable.auto.commit": False, "enable.auto.offset.store": False,
+        # Big fetches, a deep prefetch queue (librdkafka keeps fetching while Python encodes and uploads).
+        "fetch.min.bytes": 1 << 20, "fetch.wait.max.ms": 100, "max.partition.fetch.bytes": 8 << 20,
+        "fetch.max.bytes": 64 << 20, "queued.max.messages.kbytes": 256 << 10, "queued.min.messages": 200_000,
+    })
+    parts = sorted(c.list_topics(topic, timeout=30).topics[topic].partitions)
+    marks = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False) for p in parts}
+    end = {p: high for p, (_, high) in marks.items()}
+    live = {p for p, (low, high) in marks.items() if high > low}
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(live)])
+
+    values, partitions, offsets = [], [], []
+    rows = size = files = 0
+
+    def flush(k):
+        nonlocal values, partitions, offsets, rows, files
+        # from_pylist is pyarrow's fastest way from dicts (faster than a pa.array per column).
+        table = pa.Table.from_pylist(list(map(json.loads, values[:k])), schema=schema)
+        table = table.append_column("kafka_partition", pa.array(partitions[:k], type=pa.int32()))
+        table = table.append_column("kafka_offset", pa.array(offsets[:k], type=pa.int64()))
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/peer/part-{files:05d}.parquet", Body=buf.getvalue())
+        values, partitions, offsets = values[k:], partitions[k:], offsets[k:]
+        rows, files = rows + k, files + 1
+
+    idle_since = time.monotonic()
+    while live:
+        msgs = c.consume(num_messages=10_000, timeout=1.0)
+        if not msgs:
+            # Past the watermark without a record at end - 1 (a transaction marker, say): done too.
+            for tp in c.position([TopicPartition(topic, p) for p in live]):
+                if tp.offset >= end[tp.partition]:
+                    live.discard(tp.partition)
+            if live and time.monotonic() - idle_since > idle_timeout_s:
+                raise TimeoutError(f"no record for {idle_timeout_s}s, partitions {sorted(live)} short of {end}")
+            continue
+        idle_since = time.monotonic()
+        for m in msgs:
+            if m.error():
+                raise KafkaException(m.error())
+            p, o = m.partition(), m.offset()
+            if o >= end[p]:  # produced after the start: left for the next run
+                continue
+            v = m.value()
+            values.append(v)
+            partitions.append(p)
+            offsets.append(o)
+            size += len(v)
+            if o == end[p] - 1:
+                live.discard(p)
+        while len(values) >= PEER_FILE_RECORDS:
+            flush(PEER_FILE_RECORDS)
+    if values:
+        flush(len(values))
+    wall = time.perf_counter() - t
+    c.close()
+    return rows, size, wall
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=2_000_000)
@@ -144,7 +232,7 @@ def main() -> None:
         ("spotify-pipeline drain, 1 task, 1 writer thread", [[]], 1),
         ("spotify-pipeline drain, 2 tasks, 1 writer thread each", [[0, 2], [1, 3]], 1),
     ]
-    cps, rates, rss, samples = [], {name: [] for name, _, _ in paths}, [], []
+    cps, rates, rss, samples, peer_rates = [], {name: [] for name, _, _ in paths}, [], [], []
     for _ in range(args.repeat):
         cps.append(consumer_performance(env, topic, n))
         print(f"ConsumerPerformance: {cps[-1][0]:,.0f} records/s", flush=True)
@@ -161,20 +249,29 @@ def main() -> None:
                 samples = over
                 line += f", peak RSS {peak / 1024:.0f} MB, RSS at 25/50/75/100% of the run: {over_time(over)} MB"
             print(line, flush=True)
+        prefix = f"bench/{uuid.uuid4().hex[:8]}"
+        rows, _, wall = python_peer_drain(env, topic, prefix)
+        assert rows == n, rows
+        delete_prefix(env, prefix)
+        peer_rates.append(n / wall)
+        print(f"{PEER}: {n / wall:,.0f} records/s", flush=True)
     cp = (statistics.median_high(r for r, _ in cps), statistics.median_high(m for _, m in cps))
     rate = {name: statistics.median_high(v) for name, v in rates.items()}
     one, rss1 = rate[paths[0][0]], max(rss)
+    peer = statistics.median_high(peer_rates)
     seed = seed_style(env, topic, args.seed_style_events)
     delete_topic(env, topic)
 
     rows = [
         ("Kafka ConsumerPerformance (read only)", *cp),
         *((name, r, r * mb / n) for name, r in rate.items()),
+        (PEER, peer, peer * mb / n),
         ("seed-style Python consumer (kafka-python + JSON to MinIO)", *seed),
     ]
     print(f"\ndraining {n:,} events ({mb:,.0f} MB, 4 partitions) into MinIO, one broker, 2 cores:\n")
     print(ratio_table(rows, "Kafka ConsumerPerformance (read only)"))
-    print(f"\nmedians of {args.repeat}; ours / seed-style: {one / seed[0]:.0f}x; one drain: peak RSS {rss1 / 1024:.0f} MB "
+    print(f"\nmedians of {args.repeat}; ours / Python peer: {one / peer:.0f}x; ours / seed-style: {one / seed[0]:.0f}x; "
+          f"one drain: peak RSS {rss1 / 1024:.0f} MB "
           f"(the highest of the runs), RSS at 25/50/75/100% of the last run {over_time(samples)} MB")
 
 

@@ -1,17 +1,16 @@
-"""Independent readers for reconciling counts by event_id: they read the lake with boto3 and
-pyarrow and the warehouse with plain DuckDB SQL, not with our Rust core, so a bug there cannot
-hide itself."""
+"""Independent readers for reconciling counts by event_id: they read the lake's Delta tables with
+boto3 and pyarrow (delta_reader, not delta-rs) and the warehouse with plain DuckDB SQL, not with
+our Rust core, so a bug there cannot hide itself."""
 
 from __future__ import annotations
 
-import io
-import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from delta_reader import Action, S3Store, commits, load_snapshot, read_table, where
 
 
 @dataclass(frozen=True)
@@ -57,37 +56,32 @@ def list_keys(s3, bucket: str, prefix: str) -> list[str]:
     return sorted(keys)
 
 
-def manifests(stack: Stack, prefix: str, topic: str) -> list[dict[str, Any]]:
-    s3 = stack.s3()
-    out = []
-    for key in list_keys(s3, stack.bucket, f"{prefix}/bronze/_manifests/{topic}/"):
-        out.append(json.loads(s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()))
-    return out
+def _table(stack: Stack, prefix: str, dataset: str, quarantine: bool) -> tuple[S3Store, str]:
+    """The lake under `prefix` and the root of its bronze (or quarantine) Delta table in it."""
+    return S3Store(stack.s3(), stack.bucket, prefix), f"bronze/{dataset}{'_quarantine' if quarantine else ''}"
 
 
-def committed_bronze(stack: Stack, prefix: str, topic: str) -> pa.Table:
-    """Every row of every bronze file that a committed manifest lists, with its file key."""
-    s3 = stack.s3()
-    tables = []
-    for m in manifests(stack, prefix, topic):
-        for f in m["files"]:
-            body = s3.get_object(Bucket=stack.bucket, Key=f"{prefix}/{f['key']}")["Body"].read()
-            t = pq.read_table(io.BytesIO(body))
-            assert t.num_rows == f["rows"], f"{f['key']}: {t.num_rows} rows, manifest says {f['rows']}"
-            tables.append(t.append_column("file_key", pa.array([f["key"]] * t.num_rows)))
-    if not tables:
-        return pa.table({"event_id": pa.array([], pa.string())})
-    return pa.concat_tables(tables)
+def committed_bronze(stack: Stack, prefix: str, topic: str, dataset: str = "spotify_events") -> pa.Table:
+    """Every row of every active file of the bronze table for `topic`, with its file key."""
+    return where(read_table(*_table(stack, prefix, dataset, False)), "kafka_topic", topic)
 
 
-def quarantined(stack: Stack, prefix: str, topic: str) -> list[dict[str, Any]]:
-    s3 = stack.s3()
-    rows = []
-    for m in manifests(stack, prefix, topic):
-        for f in m["quarantine_files"]:
-            body = s3.get_object(Bucket=stack.bucket, Key=f"{prefix}/{f['key']}")["Body"].read()
-            rows += [json.loads(line) for line in body.decode().splitlines() if line]
-    return rows
+def quarantined(stack: Stack, prefix: str, topic: str, dataset: str = "spotify_events") -> list[dict[str, Any]]:
+    """The quarantine table's rows for `topic`, as dicts."""
+    return where(read_table(*_table(stack, prefix, dataset, True)), "kafka_topic", topic).to_pylist()
+
+
+def txn_versions(stack: Stack, prefix: str, dataset: str = "spotify_events",
+                 quarantine: bool = False) -> dict[str, int]:
+    """`topic/partition` -> next offset, as the table's latest txn actions record it."""
+    snap = load_snapshot(*_table(stack, prefix, dataset, quarantine))
+    return dict(snap.txns) if snap else {}
+
+
+def bronze_commits(stack: Stack, prefix: str, dataset: str = "spotify_events",
+                   quarantine: bool = False) -> list[tuple[int, list[Action]]]:
+    """Every commit of the bronze (or quarantine) table, in version order."""
+    return commits(*_table(stack, prefix, dataset, quarantine))
 
 
 def duplicates(values: list[Any]) -> dict[Any, int]:

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    Date32Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    BinaryBuilder, Date32Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -93,7 +93,7 @@ pub fn bronze_schema() -> SchemaRef {
             let (dt, nullable) = match kind {
                 Kind::Str => (DataType::Utf8, false),
                 Kind::OptStr => (DataType::Utf8, true),
-                Kind::Timestamp => (DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+                Kind::Timestamp => (utc_timestamp(), false),
                 Kind::Date => (DataType::Date32, false),
                 Kind::Int64 => (DataType::Int64, false),
                 Kind::Int32 => (DataType::Int32, false),
@@ -106,8 +106,20 @@ pub fn bronze_schema() -> SchemaRef {
     fields.push(Field::new("kafka_topic", DataType::Utf8, false));
     fields.push(Field::new("kafka_partition", DataType::Int32, false));
     fields.push(Field::new("kafka_offset", DataType::Int64, false));
+    // When the record reached Kafka: the table's date/hour partition derives from it.
+    fields.push(Field::new("kafka_ts", utc_timestamp(), true));
+    // The record's bytes as they came, when the drain keeps them (its `raw` option).
+    fields.push(Field::new("raw", DataType::Binary, true));
     Arc::new(Schema::new(fields))
 }
+
+/// Timestamps in the lake: microseconds, UTC, which is Delta's `timestamp` type.
+pub fn utc_timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Bronze columns with file statistics: time and Kafka position, what readers prune on.
+pub const BRONZE_STATS_COLUMNS: &[&str] = &["event_ts", "kafka_ts", "kafka_partition", "kafka_offset"];
 
 /// Why a record was quarantined: a class (counted) and a detail (kept with the record).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,10 +381,19 @@ fn parse_general(text: &str) -> Result<ValidEvent<'_>, Rejection> {
     from_raw(raw, extra)
 }
 
+/// Where a record was in Kafka.
+#[derive(Debug, Clone, Copy)]
+pub struct KafkaPosition<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub kafka_ts_ms: Option<i64>,
+}
+
 /// Accumulates valid events into the typed bronze columns.
 pub struct BronzeBuilder {
     strings: Vec<StringBuilder>,
-    ts: TimestampMillisecondBuilder,
+    ts: TimestampMicrosecondBuilder,
     date: Date32Builder,
     ints64: Vec<Int64Builder>,
     int32: Int32Builder,
@@ -380,6 +401,8 @@ pub struct BronzeBuilder {
     topic: StringBuilder,
     partition: Int32Builder,
     offset: Int64Builder,
+    kafka_ts: TimestampMicrosecondBuilder,
+    raw: BinaryBuilder,
     rows: usize,
 }
 
@@ -397,7 +420,7 @@ impl BronzeBuilder {
         let n_i64 = CONTRACT.iter().filter(|(_, k)| *k == Kind::Int64).count();
         Self {
             strings: (0..n_str).map(|_| StringBuilder::with_capacity(rows, string_bytes.next().unwrap_or(0))).collect(),
-            ts: TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            ts: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
             date: Date32Builder::with_capacity(rows),
             ints64: (0..n_i64).map(|_| Int64Builder::with_capacity(rows)).collect(),
             int32: Int32Builder::with_capacity(rows),
@@ -405,6 +428,8 @@ impl BronzeBuilder {
             topic: StringBuilder::with_capacity(rows, rows * 16),
             partition: Int32Builder::with_capacity(rows),
             offset: Int64Builder::with_capacity(rows),
+            kafka_ts: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            raw: BinaryBuilder::new(),
             rows: 0,
         }
     }
@@ -424,7 +449,8 @@ impl BronzeBuilder {
         self.rows
     }
 
-    pub fn append(&mut self, ev: &ValidEvent<'_>, topic: &str, partition: i32, offset: i64) {
+    /// Appends one event with where it was in Kafka, and its raw bytes if they are kept.
+    pub fn append(&mut self, ev: &ValidEvent<'_>, at: &KafkaPosition<'_>, raw: Option<&[u8]>) {
         let (mut s, mut i) = (0, 0);
         for ((_, kind), cell) in CONTRACT.iter().zip(&ev.cells) {
             match (kind, cell) {
@@ -436,7 +462,7 @@ impl BronzeBuilder {
                     self.strings[s].append_null();
                     s += 1;
                 }
-                (Kind::Timestamp, Cell::Millis(v)) => self.ts.append_value(*v),
+                (Kind::Timestamp, Cell::Millis(v)) => self.ts.append_value(*v * 1000),
                 (Kind::Date, Cell::Days(v)) => self.date.append_value(*v),
                 (Kind::Int64, Cell::Int(v)) => {
                     self.ints64[i].append_value(*v);
@@ -447,9 +473,11 @@ impl BronzeBuilder {
             }
         }
         self.extra.append_option(ev.extra.as_deref());
-        self.topic.append_value(topic);
-        self.partition.append_value(partition);
-        self.offset.append_value(offset);
+        self.topic.append_value(at.topic);
+        self.partition.append_value(at.partition);
+        self.offset.append_value(at.offset);
+        self.kafka_ts.append_option(at.kafka_ts_ms.map(|ms| ms * 1000));
+        self.raw.append_option(raw);
         self.rows += 1;
     }
 
@@ -476,6 +504,8 @@ impl BronzeBuilder {
         cols.push(Arc::new(self.topic.finish()));
         cols.push(Arc::new(self.partition.finish()));
         cols.push(Arc::new(self.offset.finish()));
+        cols.push(Arc::new(self.kafka_ts.finish()));
+        cols.push(Arc::new(self.raw.finish()));
         self.rows = 0;
         Ok(RecordBatch::try_new(bronze_schema(), cols)?)
     }
@@ -634,7 +664,7 @@ mod tests {
         assert_eq!(ev.event_ts_ms, 1_768_471_200_000);
         assert_eq!(ev.extra.as_deref(), Some(r#"{"mood":"happy"}"#));
         let mut b = BronzeBuilder::default();
-        b.append(&ev, "t", 2, 7);
+        b.append(&ev, &KafkaPosition { topic: "t", partition: 2, offset: 7, kafka_ts_ms: Some(1) }, None);
         let batch = b.finish().unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(batch.schema(), bronze_schema());

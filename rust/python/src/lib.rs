@@ -4,7 +4,6 @@
 //! JSON, which keeps this file free of per-struct conversion code). Long work runs with the GIL
 //! released; progress callbacks take it back briefly and let Ctrl-C through.
 
-use std::collections::HashSet;
 use std::sync::Mutex;
 
 use pyo3::create_exception;
@@ -154,7 +153,7 @@ fn simulate_to_file(py: Python<'_>, sim: &Bound<'_, PyAny>, count: u64, path: st
 #[pyfunction]
 #[pyo3(signature = (kafka, sim, options, progress=None))]
 fn produce(py: Python<'_>, kafka: &Bound<'_, PyAny>, sim: &Bound<'_, PyAny>, options: &Bound<'_, PyAny>, progress: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-    let kafka: core::produce::KafkaConfig = from_py(kafka, "kafka")?;
+    let kafka: core::kafka::KafkaConfig = from_py(kafka, "kafka")?;
     let sim: core::simulate::SimConfig = from_py(sim, "sim")?;
     let opts: core::produce::ProduceOptions = from_py(options, "options")?;
     let summary = run_detached(py, progress, |p| core::produce::produce(&kafka, &sim, &opts, p))?;
@@ -165,7 +164,7 @@ fn produce(py: Python<'_>, kafka: &Bound<'_, PyAny>, sim: &Bound<'_, PyAny>, opt
 #[pyfunction]
 #[pyo3(signature = (kafka, lake, options, progress=None))]
 fn drain(py: Python<'_>, kafka: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>, options: &Bound<'_, PyAny>, progress: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-    let kafka: core::produce::KafkaConfig = from_py(kafka, "kafka")?;
+    let kafka: core::kafka::KafkaConfig = from_py(kafka, "kafka")?;
     let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
     let opts: core::drain::DrainOptions = from_py(options, "options")?;
     let summary = run_detached(py, progress, |p| core::drain::drain(&kafka, &lake, &opts, p))?;
@@ -175,53 +174,76 @@ fn drain(py: Python<'_>, kafka: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>, opti
 /// The topic's partition ids; a clear error if the broker or the topic is missing.
 #[pyfunction]
 fn topic_partitions(py: Python<'_>, kafka: &Bound<'_, PyAny>) -> PyResult<Vec<i32>> {
-    let kafka: core::produce::KafkaConfig = from_py(kafka, "kafka")?;
-    py.detach(|| core::produce::existing_partitions(&kafka)).map_err(to_pyerr)
+    let kafka: core::kafka::KafkaConfig = from_py(kafka, "kafka")?;
+    py.detach(|| core::kafka::existing_partitions(&kafka)).map_err(to_pyerr)
 }
 
-/// How far the lake is behind the topic, per partition, from the lake's manifests.
+/// How far the lake's events table is behind the topic, per partition, from its txn versions.
 #[pyfunction]
-fn lag(py: Python<'_>, kafka: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    let kafka: core::produce::KafkaConfig = from_py(kafka, "kafka")?;
+#[pyo3(signature = (kafka, lake, dataset = "spotify_events"))]
+fn lag(py: Python<'_>, kafka: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>, dataset: &str) -> PyResult<Py<PyAny>> {
+    let kafka: core::kafka::KafkaConfig = from_py(kafka, "kafka")?;
     let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
-    let report = py.detach(|| core::drain::lag(&kafka, &lake)).map_err(to_pyerr)?;
+    let dataset = dataset.to_string();
+    let report = py.detach(|| core::lag::lag(&kafka, &lake, &dataset)).map_err(to_pyerr)?;
     to_py(py, &report)
 }
 
-/// Committed manifests of `topic` whose batch ids are not in `loaded`.
+/// The commits of the dataset's events and quarantine tables after the given versions.
 #[pyfunction]
-fn pending_batches(py: Python<'_>, lake: &Bound<'_, PyAny>, topic: &str, loaded: Vec<String>) -> PyResult<Py<PyAny>> {
+#[pyo3(signature = (lake, dataset, after_events, after_quarantine))]
+fn pending_versions(py: Python<'_>, lake: &Bound<'_, PyAny>, dataset: &str, after_events: i64, after_quarantine: i64) -> PyResult<Py<PyAny>> {
     let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
-    let loaded: HashSet<String> = loaded.into_iter().collect();
-    let topic = topic.to_string();
-    let manifests = py.detach(|| core::stage::pending(&lake, &topic, &loaded)).map_err(to_pyerr)?;
-    to_py(py, &manifests)
+    let dataset = dataset.to_string();
+    let pending = py.detach(|| core::stage::pending(&lake, &dataset, after_events, after_quarantine)).map_err(to_pyerr)?;
+    to_py(py, &pending)
 }
 
-/// Fetches the manifests' bronze files (and their quarantine, typed into Parquet) into `out_dir`,
-/// checked and load-ready; with `source_file_column`, rewritten with the `source_file` column.
+/// Fetches data files of a table (`events` or `quarantine`) into `out_dir`, checked and
+/// load-ready; with `source_file_column`, rewritten with the `source_file` column.
 #[pyfunction]
-#[pyo3(signature = (lake, manifests, out_dir, progress=None, source_file_column=false))]
-fn prepare_batches(
+#[pyo3(signature = (lake, table, files, out_dir, progress=None, source_file_column=false))]
+fn prepare_files(
     py: Python<'_>,
     lake: &Bound<'_, PyAny>,
-    manifests: &Bound<'_, PyAny>,
+    table: &str,
+    files: &Bound<'_, PyAny>,
     out_dir: std::path::PathBuf,
     progress: Option<Py<PyAny>>,
     source_file_column: bool,
 ) -> PyResult<Py<PyAny>> {
     let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
-    let manifests: Vec<core::lake::Manifest> = from_py(manifests, "manifests")?;
-    let prepared = run_detached(py, progress, |p| core::stage::prepare(&lake, &manifests, &out_dir, source_file_column, p))?;
+    let files: Vec<core::lake::delta::DataFile> = from_py(files, "files")?;
+    let table = table.to_string();
+    let prepared = run_detached(py, progress, |p| core::stage::prepare(&lake, &table, &files, &out_dir, source_file_column, p))?;
     to_py(py, &prepared)
 }
 
-/// Copies the objects under `prefix` ending in `suffix` into `out_dir`; returns (key, path) pairs.
+/// Fetches the active files of reference table `name` into `out_dir`: (key, local path) pairs.
 #[pyfunction]
-fn fetch_prefix(py: Python<'_>, lake: &Bound<'_, PyAny>, prefix: &str, suffix: &str, out_dir: std::path::PathBuf) -> PyResult<Vec<(String, String)>> {
+fn fetch_reference(py: Python<'_>, lake: &Bound<'_, PyAny>, name: &str, out_dir: std::path::PathBuf) -> PyResult<Vec<(String, String)>> {
     let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
-    let (prefix, suffix) = (prefix.to_string(), suffix.to_string());
-    py.detach(|| core::stage::fetch_prefix(&lake, &prefix, &suffix, &out_dir)).map_err(to_pyerr)
+    let name = name.to_string();
+    py.detach(|| core::stage::fetch_reference(&lake, &name, &out_dir)).map_err(to_pyerr)
+}
+
+/// OPTIMIZE: compacts the closed hours of the dataset's tables; returns one summary per table.
+#[pyfunction]
+#[pyo3(signature = (lake, options, progress=None))]
+fn compact(py: Python<'_>, lake: &Bound<'_, PyAny>, options: &Bound<'_, PyAny>, progress: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
+    let opts: core::lake::compact::CompactOptions = from_py(options, "options")?;
+    let summary = run_detached(py, progress, |p| core::lake::compact::compact(&lake, &opts, p))?;
+    to_py(py, &summary)
+}
+
+/// VACUUM: deletes files that no version within the retention needs; one summary per table.
+#[pyfunction]
+fn vacuum(py: Python<'_>, lake: &Bound<'_, PyAny>, options: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
+    let opts: core::lake::compact::VacuumOptions = from_py(options, "options")?;
+    let summary = py.detach(|| core::lake::compact::vacuum(&lake, &opts)).map_err(to_pyerr)?;
+    to_py(py, &summary)
 }
 
 /// The columns of a warehouse load table (`events` or `quarantine`): (name, type, nullable).
@@ -264,9 +286,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(drain, m)?)?;
     m.add_function(wrap_pyfunction!(lag, m)?)?;
     m.add_function(wrap_pyfunction!(topic_partitions, m)?)?;
-    m.add_function(wrap_pyfunction!(pending_batches, m)?)?;
-    m.add_function(wrap_pyfunction!(prepare_batches, m)?)?;
-    m.add_function(wrap_pyfunction!(fetch_prefix, m)?)?;
+    m.add_function(wrap_pyfunction!(pending_versions, m)?)?;
+    m.add_function(wrap_pyfunction!(prepare_files, m)?)?;
+    m.add_function(wrap_pyfunction!(fetch_reference, m)?)?;
+    m.add_function(wrap_pyfunction!(compact, m)?)?;
+    m.add_function(wrap_pyfunction!(vacuum, m)?)?;
     m.add_function(wrap_pyfunction!(put_object, m)?)?;
     m.add_function(wrap_pyfunction!(load_columns, m)?)?;
     Ok(())

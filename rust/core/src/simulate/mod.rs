@@ -9,7 +9,7 @@
 
 mod catalog;
 mod clock;
-mod reference;
+pub mod reference;
 mod rng;
 
 use std::cmp::Reverse;
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use catalog::{Catalog, Region, DEVICES, REGIONS};
 pub use clock::{activity, local_hour_weekday};
-pub use reference::{publish_reference, reference_batches, reference_key, ReferenceSummary};
+pub use reference::{publish_reference, reference_batches, ReferenceSummary};
 pub use rng::Rng;
 
 use crate::event::{format_rfc3339_ms, push_hex, Event, SCHEMA_VERSION};

@@ -8,15 +8,21 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, DEVICES, REGIONS};
 use super::SimConfig;
-use crate::lake::{FileEntry, Lake, LakeConfig};
+use std::collections::{BTreeMap, HashMap};
+
+use deltalake_core::kernel::DataType as DeltaType;
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+
+use crate::lake::delta::{new_add, Table, TableSpec};
+use crate::lake::{Lake, LakeConfig};
 use crate::Result;
 
 fn field(name: &str, dt: DataType, nullable: bool) -> Field {
@@ -26,7 +32,7 @@ fn field(name: &str, dt: DataType, nullable: bool) -> Field {
 /// (table name, its rows) for songs, artists, users and their subscription history.
 pub fn reference_batches(catalog: &Catalog, catalog_seed: u64) -> Result<Vec<(&'static str, RecordBatch)>> {
     let seed = catalog_seed as i64;
-    let utc_ms = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let utc_ms = crate::event::utc_timestamp();
 
     let mut b = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), Date32Builder::new(), Int64Builder::new(), Float64Builder::new(), BooleanBuilder::new(), Int64Builder::new());
     for s in &catalog.songs {
@@ -72,7 +78,7 @@ pub fn reference_batches(catalog: &Catalog, catalog_seed: u64) -> Result<Vec<(&'
     )?;
 
     let mut u = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), Int32Builder::new(), StringBuilder::new(), Int64Builder::new());
-    let mut sc = (StringBuilder::new(), TimestampMillisecondBuilder::new().with_timezone("UTC"), StringBuilder::new(), Int64Builder::new());
+    let mut sc = (StringBuilder::new(), TimestampMicrosecondBuilder::new().with_timezone("UTC"), StringBuilder::new(), Int64Builder::new());
     for user in &catalog.users {
         let r = &REGIONS[user.region];
         u.0.append_value(&user.id);
@@ -90,7 +96,7 @@ pub fn reference_batches(catalog: &Catalog, catalog_seed: u64) -> Result<Vec<(&'
                 premium = !premium;
             }
             sc.0.append_value(&user.id);
-            sc.1.append_value(t);
+            sc.1.append_value(t * 1000);
             sc.2.append_value(if premium { "premium" } else { "free" });
             sc.3.append_value(seed);
         }
@@ -119,30 +125,65 @@ pub fn reference_batches(catalog: &Catalog, catalog_seed: u64) -> Result<Vec<(&'
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReferenceSummary {
-    pub files: Vec<FileEntry>,
+    /// Per table: its lake key, rows, and whether this call published it (false: it was there).
+    pub tables: Vec<PublishedTable>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedTable {
+    pub table: String,
+    pub catalog: String,
+    pub rows: u64,
+    pub published: bool,
+}
+
+/// The Delta table of a reference table: `reference/<name>`, partitioned by `catalog`.
+pub fn reference_table(name: &str) -> String {
+    format!("reference/{name}")
 }
 
 /// The catalog is identified by its seed and size: the same three give the same rows.
-pub fn reference_key(table: &str, cfg: &SimConfig) -> String {
-    format!("reference/{table}/catalog={}-{}-{}/part-0.parquet", cfg.catalog_seed, cfg.songs, cfg.users)
+pub fn catalog_id(cfg: &SimConfig) -> String {
+    format!("{}-{}-{}", cfg.catalog_seed, cfg.songs, cfg.users)
 }
 
-/// Writes the catalog's songs, artists and users to the lake as Parquet.
+/// Writes the catalog's songs, artists, users and subscriptions to their Delta tables, once per
+/// catalog: a txn `catalog=<id>` marks it published, so a second call (or a racing one) adds
+/// nothing.
 pub fn publish_reference(cfg: &SimConfig, lake_cfg: &LakeConfig) -> Result<ReferenceSummary> {
     cfg.validate()?;
     let catalog = Catalog::generate(cfg.catalog_seed, cfg.songs, cfg.users, cfg.zipf_s);
     let lake = Lake::open(lake_cfg)?;
     let rt = crate::runtime::runtime()?;
-    let mut files = Vec::new();
+    let id = catalog_id(cfg);
+    let app = format!("catalog={id}");
+    let mut tables = Vec::new();
     rt.block_on(async {
         lake.check().await?;
-        for (table, batch) in reference_batches(&catalog, cfg.catalog_seed)? {
-            let bytes = crate::drain::encode_parquet(&batch)?;
-            let key = reference_key(table, cfg);
-            files.push(FileEntry { key: key.clone(), rows: batch.num_rows() as u64, bytes: bytes.len() as u64 });
-            lake.put(&key, bytes).await?;
+        for (name, batch) in reference_batches(&catalog, cfg.catalog_seed)? {
+            let spec = TableSpec {
+                path: reference_table(name),
+                schema: batch.schema(),
+                partition_columns: vec![("catalog", DeltaType::STRING)],
+                stats_columns: &[],
+            };
+            let mut table = Table::open_or_create(&lake, &spec).await?;
+            let rows = batch.num_rows() as u64;
+            let published = if table.txn_versions(std::slice::from_ref(&app)).await?[&app].is_some() {
+                false
+            } else {
+                let bytes = crate::parquet::encode_parquet(&batch, &[])?;
+                let path = format!("catalog={id}/part-0-{}.parquet", uuid::Uuid::new_v4().simple());
+                lake.put(&format!("{}/{path}", spec.path), bytes.clone()).await?;
+                let add = new_add(path, bytes.len() as u64, &[("catalog", id.clone())], serde_json::json!({"numRecords": rows}), true);
+                let txns = BTreeMap::from([(app.clone(), (None, 1))]);
+                let op = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+                table.commit_if_txns(vec![add], &txns, op, HashMap::new()).await?.is_ok()
+            };
+            tables.push(PublishedTable { table: name.to_string(), catalog: id.clone(), rows, published });
         }
         Ok::<_, crate::Error>(())
     })?;
-    Ok(ReferenceSummary { files })
+    Ok(ReferenceSummary { tables })
 }
+

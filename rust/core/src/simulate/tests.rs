@@ -201,7 +201,7 @@ fn reference_data_covers_the_catalog() {
     assert_eq!(rows["songs"], cfg.songs);
     assert_eq!(rows["users"], cfg.users);
     assert!(rows["subscriptions"] > cfg.users);
-    assert_eq!(reference_key("songs", &cfg), "reference/songs/catalog=2026-2000-500/part-0.parquet");
+    assert_eq!(super::reference::catalog_id(&cfg), "2026-2000-500");
 }
 
 #[test]

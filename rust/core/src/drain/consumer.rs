@@ -1,0 +1,219 @@
+//! The consumer side of a drain: the caller's thread reads records, copies them into one open
+//! batch per partition, and cuts batches for the workers.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, Timestamp};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::batch::{RawBatch, RawRecord};
+use super::{DrainOptions, Start};
+use crate::kafka::KafkaConfig;
+use crate::progress::{ProgressFn, ProgressMeter};
+use crate::{Error, Result};
+
+/// What workers and the committer tell the consumer thread.
+pub(super) enum Report {
+    /// A batch's record buffers, free once it is encoded: for the next batches.
+    Buffers(Vec<u8>, Vec<RawRecord>),
+    /// Another drain owns this partition now: stop reading it.
+    Taken(i32),
+    /// Nothing more will commit: stop.
+    Failed(String),
+}
+
+/// One partition, as the consumer sees it.
+#[derive(Default)]
+struct Slot {
+    /// The high watermark to drain up to; None once reached (or for partitions not drained).
+    high: Option<i64>,
+    open: Option<RawBatch>,
+    /// Where the next batch's range starts.
+    from: i64,
+    next_seq: u64,
+}
+
+pub(super) struct Run<'a> {
+    consumer: &'a BaseConsumer,
+    topic: &'a str,
+    bootstrap: &'a str,
+    opts: &'a DrainOptions,
+    /// Indexed by partition id: a vector, because it is looked up once per record.
+    slots: Vec<Slot>,
+    /// Partitions still to drain.
+    remaining: usize,
+    /// Payload bytes in open batches, all partitions together.
+    open_bytes: usize,
+    /// Buffers of encoded batches, for the next ones.
+    spare: Vec<(Vec<u8>, Vec<RawRecord>)>,
+    jobs: Option<mpsc::SyncSender<RawBatch>>,
+    reports: &'a mpsc::Receiver<Report>,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(
+        consumer: &'a BaseConsumer,
+        kafka: &'a KafkaConfig,
+        opts: &'a DrainOptions,
+        start: &Start,
+        highs: BTreeMap<i32, i64>,
+        jobs: mpsc::SyncSender<RawBatch>,
+        reports: &'a mpsc::Receiver<Report>,
+    ) -> Self {
+        let n = start.partitions.keys().copied().max().map_or(0, |m| m as usize + 1);
+        let mut slots: Vec<Slot> = (0..n).map(|_| Slot::default()).collect();
+        for (&p, &(from, _, _)) in &start.partitions {
+            slots[p as usize].from = from;
+            slots[p as usize].high = highs.get(&p).copied();
+        }
+        Self {
+            consumer,
+            topic: &kafka.topic,
+            bootstrap: kafka.bootstrap(),
+            opts,
+            remaining: slots.iter().filter(|s| s.high.is_some()).count(),
+            slots,
+            open_bytes: 0,
+            spare: Vec::new(),
+            jobs: Some(jobs),
+            reports,
+        }
+    }
+
+    pub fn consume(&mut self, deadline: Option<Instant>, meter: &mut ProgressMeter, progress: &mut ProgressFn<'_>) -> Result<()> {
+        let opts = self.opts;
+        let mut consumed = 0u64;
+        let mut idle_since: Option<Instant> = None;
+        while self.remaining > 0 {
+            // Clocks and progress every thousand records: per record they would cost more than copying it.
+            if consumed % 1024 == 0 || idle_since.is_some() {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                self.take_reports()?;
+                meter.tick(consumed, 0, false, progress)?;
+            }
+            if opts.max_records.is_some_and(|m| consumed >= m) {
+                break;
+            }
+            // Without waiting first: a wait costs clock reads, and there is usually a record ready.
+            let polled = match self.consumer.poll(Duration::ZERO) {
+                None => self.consumer.poll(Duration::from_millis(200)),
+                some => some,
+            };
+            match polled {
+                Some(Ok(m)) => {
+                    idle_since = None;
+                    let (p, off) = (m.partition(), m.offset());
+                    let Some(slot) = self.slots.get_mut(p as usize) else { continue };
+                    let Some(high) = slot.high.filter(|&h| off < h) else { continue };
+                    let ts = match m.timestamp() {
+                        Timestamp::NotAvailable => None,
+                        t => t.to_millis(),
+                    };
+                    let payload = m.payload().unwrap_or_default();
+                    let batch = slot.open.get_or_insert_with(|| {
+                        let (payloads, records) = self.spare.pop().unwrap_or_default();
+                        let seq = slot.next_seq;
+                        slot.next_seq += 1;
+                        RawBatch { partition: p, seq, from: slot.from, last: off, payloads, records }
+                    });
+                    batch.push(off, ts, payload);
+                    self.open_bytes += payload.len();
+                    consumed += 1;
+                    let full = batch.records.len() >= opts.batch_max_records || batch.payloads.len() >= opts.batch_max_bytes;
+                    if off + 1 >= high {
+                        self.finish_partition(p)?;
+                    } else if full {
+                        self.cut(p)?;
+                    }
+                    if self.open_bytes > opts.buffer_max_bytes {
+                        // Many partitions at once: the fullest batch goes early, so memory stays bounded.
+                        let fullest = self.slots.iter().filter_map(|s| s.open.as_ref()).max_by_key(|b| b.payloads.len()).map(|b| b.partition);
+                        if let Some(p) = fullest {
+                            self.cut(p)?;
+                        }
+                    }
+                }
+                Some(Err(e)) => return Err(Error::kafka(format!("consuming {}: {e}", self.topic))),
+                None => {
+                    // Offsets that hold no record (transaction markers) never arrive: the position
+                    // tells when a partition is complete.
+                    let pos = self.consumer.position()?;
+                    for el in pos.elements() {
+                        let high = self.slots.get(el.partition() as usize).and_then(|s| s.high);
+                        if let (Offset::Offset(o), Some(high)) = (el.offset(), high) {
+                            if o >= high {
+                                self.finish_partition(el.partition())?;
+                            }
+                        }
+                    }
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if self.remaining > 0 && since.elapsed() > Duration::from_secs(opts.idle_timeout_s) {
+                        let waiting: Vec<usize> = (0..self.slots.len()).filter(|&p| self.slots[p].high.is_some()).collect();
+                        return Err(Error::BrokerUnavailable(format!(
+                            "no records from {} for {}s while partitions {waiting:?} of {} still had records to drain; \
+                             what was committed so far is safe, re-run to resume",
+                            self.bootstrap, opts.idle_timeout_s, self.topic
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Partition `p` reached its high watermark: its last batch goes.
+    fn finish_partition(&mut self, p: i32) -> Result<()> {
+        if self.slots[p as usize].high.take().is_some() {
+            self.remaining -= 1;
+        }
+        self.cut(p)
+    }
+
+    /// Hands partition `p`'s open batch, if any, to the workers. Waits while their queue is full
+    /// (that is what bounds memory); they never wait on this thread.
+    fn cut(&mut self, p: i32) -> Result<()> {
+        let slot = &mut self.slots[p as usize];
+        let Some(batch) = slot.open.take() else { return Ok(()) };
+        slot.from = batch.last + 1;
+        self.open_bytes -= batch.payloads.len();
+        self.jobs.as_ref().expect("cut before close").send(batch).map_err(|_| Error::lake("the drain's workers stopped"))
+    }
+
+    pub fn cut_all(&mut self) -> Result<()> {
+        (0..self.slots.len() as i32).try_for_each(|p| self.cut(p))
+    }
+
+    /// No more batches: the workers finish what they have and stop.
+    pub fn close(&mut self) {
+        self.jobs = None;
+    }
+
+    /// Recycles buffers, follows commits, stops on failures and on partitions taken by others.
+    fn take_reports(&mut self) -> Result<()> {
+        while let Ok(r) = self.reports.try_recv() {
+            match r {
+                Report::Buffers(payloads, records) => self.spare.push((payloads, records)),
+                Report::Taken(p) => {
+                    let slot = &mut self.slots[p as usize];
+                    if let Some(batch) = slot.open.take() {
+                        self.open_bytes -= batch.payloads.len();
+                    }
+                    if slot.high.take().is_some() {
+                        self.remaining -= 1;
+                    }
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(self.topic, p);
+                    // Stop fetching it; records of it already queued are skipped (no high).
+                    let _ = self.consumer.pause(&tpl);
+                }
+                Report::Failed(e) => return Err(Error::lake(format!("the drain stopped: {e}"))),
+            }
+        }
+        Ok(())
+    }
+}

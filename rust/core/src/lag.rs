@@ -1,0 +1,88 @@
+//! How far the lake is behind a topic: the events table's txn versions (the drain's real,
+//! committed progress) against the partitions' high watermarks. Consumer-group offsets are not
+//! used: they are only a copy for Kafka tooling.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::kafka::{topic_partitions, KafkaConfig};
+use crate::lake::delta::Table;
+use crate::lake::{bronze_table, txn_app_id, Lake, LakeConfig};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartitionLag {
+    pub partition: i32,
+    /// The events table's txn version: where the next drain starts.
+    pub next_offset: i64,
+    pub high_watermark: i64,
+    pub lag: i64,
+    /// Kafka timestamp of the oldest record not drained yet.
+    pub oldest_undrained_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LagReport {
+    pub topic: String,
+    pub lag: i64,
+    pub oldest_undrained_ms: Option<i64>,
+    /// The events table's version the report was read at (-1: the table does not exist yet).
+    pub table_version: i64,
+    pub partitions: Vec<PartitionLag>,
+}
+
+/// The lag of `dataset`'s events table behind `kafka.topic`.
+pub fn lag(kafka: &KafkaConfig, lake_cfg: &LakeConfig, dataset: &str) -> Result<LagReport> {
+    let rt = crate::runtime::runtime()?;
+    let lake = Lake::open(lake_cfg)?;
+    let table = rt.block_on(async {
+        lake.check().await?;
+        Table::open(&lake, &bronze_table(dataset)).await
+    })?;
+    let mut cc = kafka.client_config()?;
+    cc.set("group.id", "spotify-pipeline-lag-probe").set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = cc.create()?;
+    let parts = topic_partitions(consumer.client(), kafka)?
+        .ok_or_else(|| Error::kafka(format!("topic {} does not exist on {}", kafka.topic, kafka.bootstrap())))?;
+    let ids: Vec<String> = parts.iter().map(|&p| txn_app_id(&kafka.topic, p)).collect();
+    let txns = match &table {
+        Some(t) => rt.block_on(t.txn_versions(&ids))?,
+        None => Default::default(),
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for (p, id) in parts.into_iter().zip(&ids) {
+        let (low, high) = consumer
+            .fetch_watermarks(&kafka.topic, p, kafka.timeout())
+            .map_err(|e| Error::BrokerUnavailable(format!("watermarks of {}/{p} from {}: {e}", kafka.topic, kafka.bootstrap())))?;
+        let next = txns.get(id).copied().flatten().unwrap_or(low).max(low);
+        let oldest = if next < high { oldest_timestamp(&consumer, &kafka.topic, p, next, kafka.timeout())? } else { None };
+        out.push(PartitionLag { partition: p, next_offset: next, high_watermark: high, lag: high - next, oldest_undrained_ms: oldest });
+    }
+    Ok(LagReport {
+        topic: kafka.topic.clone(),
+        lag: out.iter().map(|p| p.lag).sum(),
+        oldest_undrained_ms: out.iter().filter_map(|p| p.oldest_undrained_ms).min(),
+        table_version: table.as_ref().map_or(-1, |t| t.version()),
+        partitions: out,
+    })
+}
+
+/// Timestamp of the record at `offset` (or the first one after it).
+fn oldest_timestamp(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64, timeout: Duration) -> Result<Option<i64>> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.partition() == partition => return Ok(m.timestamp().to_millis()),
+            Some(Err(e)) => return Err(Error::kafka(format!("reading {topic}/{partition}@{offset}: {e}"))),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
