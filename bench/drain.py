@@ -6,15 +6,20 @@ On one topic of our simulated events (same broker, same data), interleaved `--re
 medians reported:
   1. Kafka's own org.apache.kafka.tools.ConsumerPerformance: read only, the ceiling (its fetch
      rate, which leaves out its consumer-group join: our drain assigns partitions and has none);
-  2. our drain (Rust): read, validate, Arrow, Parquet (zstd), MinIO, manifests;
+  2. our drain (Rust): read, validate, Arrow, Parquet (zstd), MinIO, Delta commits;
   3. our drain as two processes, each over half the partitions (1 -> 2 tasks), and both again
      with one writer thread per task (the scale-out where cores are left over);
   4. a Python peer: the best drain a Python data engineer would write with what Airflow users
      already have (confluent-kafka batch consume, json, pyarrow, Parquet zstd to MinIO per 100 k);
   5. a seed-style Python consumer (kafka-python, JSON files to MinIO with boto3).
 Also the drain's peak RSS (VmHWM) and its RSS sampled over the run (flat = bounded memory,
-whatever the backlog), measured in a child process. With the drain's own defaults;
-`--batch-max-mb` and `--workers` change them.
+whatever the backlog), measured in a child process, and its Delta commits per second. With the
+drain's own defaults; `--batch-max-mb` and `--workers` change them.
+
+Then the same drain and the Python peer on a second topic whose events span weeks (the main
+job's world of 500 users) instead of hours: bronze is partitioned by arrival, so the drain's
+speed must not depend on the events' own times. Last, the lake after a drain: files and median
+file size per hour partition, before and after OPTIMIZE (`_core.compact`), and what it cost.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from common import delete_prefix, delete_topic, fresh_topic, kafka_tool, ratio_t
 from spotify_pipeline import _core  # noqa: E402
 
 SIM = {"seed": 1, "start_ms": 1_772_323_200_000, "users": 20_000, "songs": 20_000}
+# The main job's world: 500 users, so a few million events span weeks of simulated time.
+SIM_WEEKS = {"seed": 1, "start_ms": 1_772_323_200_000, "users": 500, "songs": 2_000}
 DRAIN = {"group_id": "bench", "dataset": "spotify_events", "idle_timeout_s": 60}
 
 PEER = "Python peer (confluent-kafka batch consume, json, pyarrow, Parquet zstd per 100 k)"
@@ -54,7 +61,7 @@ t = time.perf_counter()
 s = _core.drain(kafka, lake, opts)
 wall = time.perf_counter() - t
 hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))
-print(json.dumps({"rows": s["rows"], "bytes": s["bytes"], "wall_s": wall, "rss_kb": hwm}))
+print(json.dumps({"rows": s["rows"], "bytes": s["bytes"], "wall_s": wall, "rss_kb": hwm, "commits": s["commits"]}))
 """
 
 
@@ -84,6 +91,7 @@ def drain_processes(env, topic, prefix, partition_sets, opts):
         time.sleep(0.25)
     outs = [json.loads(p.communicate()[0]) for p in procs]
     wall = time.perf_counter() - t
+    drain_processes.commits_per_s = sum(o["commits"] for o in outs) / wall
     return sum(o["rows"] for o in outs), wall, max(o["rss_kb"] for o in outs), samples
 
 
@@ -133,9 +141,10 @@ def seed_style(env, topic, n):
 def python_peer_drain(env, topic, prefix, idle_timeout_s=60):
     """The best drain a Python data engineer would write with the libraries Airflow users already
     have: confluent-kafka (librdkafka) batch consume over partitions assigned from the beginning
-    (no group, no commits), `json.loads` of each value in bulk, a pyarrow table per 100 k records
-    (the fields as they come, plus kafka_partition and kafka_offset), Parquet zstd, put to MinIO
-    with boto3. Stops at the high watermarks seen at start. Returns (rows, bytes, wall seconds)."""
+    (no group join, no commits; the client only insists on a group.id), `json.loads` of each
+    value in bulk, a pyarrow table per 100 k records (the fields as they come, plus
+    kafka_partition and kafka_offset), Parquet zstd, put to MinIO with boto3. Stops at the high
+    watermarks seen at start. Returns (rows, bytes, wall seconds)."""
     import io
 
     import pyarrow as pa
@@ -207,6 +216,53 @@ def python_peer_drain(env, topic, prefix, idle_timeout_s=60):
     return rows, size, wall
 
 
+def lake_of(env, prefix):
+    return {"url": f"s3://{env['SPOTIFY_LAKE_BUCKET']}/{prefix}", "options": {
+        "aws_endpoint": env["SPOTIFY_S3_ENDPOINT"], "aws_allow_http": "true", "aws_access_key_id": env["SPOTIFY_S3_ACCESS_KEY"],
+        "aws_secret_access_key": env["SPOTIFY_S3_SECRET_KEY"], "aws_region": "us-east-1",
+    }}
+
+
+def files_per_hour(env, prefix) -> dict[tuple[str, str], list[int]]:
+    """Sizes of the active files of each (date, hour) of the bronze table, read from its log with
+    the tests' independent reader (not our core)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python" / "tests"))
+    from delta_reader import S3Store, load_snapshot
+
+    snap = load_snapshot(S3Store(s3_client(env), env["SPOTIFY_LAKE_BUCKET"], prefix), "bronze/spotify_events")
+    out: dict[tuple[str, str], list[int]] = {}
+    for add in snap.files.values():
+        pv = add["partitionValues"]
+        out.setdefault((pv["date"], pv["hour"]), []).append(add["size"])
+    return out
+
+
+def describe(hours: dict[tuple[str, str], list[int]]) -> str:
+    files = [s for sizes in hours.values() for s in sizes]
+    per_hour = sorted(len(v) for v in hours.values())
+    return (f"{len(hours)} hour partition(s), {len(files)} files ({statistics.median(per_hour):.0f} per hour), "
+            f"median file {statistics.median(files) / 1e6:.1f} MB, largest {max(files) / 1e6:.1f} MB")
+
+
+def compaction(env, topic) -> None:
+    """Drains the topic into a fresh prefix, then OPTIMIZEs it: files per hour before and after,
+    and the seconds it took. The current hour counts as closed here (closed_after_s = -3600)."""
+    prefix = f"bench/{uuid.uuid4().hex[:8]}"
+    kafka = {"client": {"bootstrap.servers": env["SPOTIFY_KAFKA_BOOTSTRAP"]}, "topic": topic, "timeout_s": 60}
+    _core.drain(kafka, lake_of(env, prefix), DRAIN)
+    before = files_per_hour(env, prefix)
+    t = time.perf_counter()
+    summary = _core.compact(lake_of(env, prefix), {"closed_after_s": -3600})
+    took = time.perf_counter() - t
+    after = files_per_hour(env, prefix)
+    events = summary[0]
+    print(f"\nOPTIMIZE (target 128 MB): before: {describe(before)}")
+    print(f"OPTIMIZE: after:  {describe(after)}")
+    print(f"OPTIMIZE: {events['files_removed']} files ({events['bytes_removed'] / 1e6:.0f} MB) into {events['files_added']} "
+          f"({events['bytes_added'] / 1e6:.0f} MB) in {took:.1f} s ({events['bytes_removed'] / 1e6 / took:.0f} MB/s)")
+    delete_prefix(env, prefix)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=2_000_000)
@@ -214,6 +270,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="interleaved runs of ConsumerPerformance and the drains; medians reported")
     ap.add_argument("--batch-max-mb", type=int, default=None, help="the drain's batch_max_bytes in MiB (default: its own)")
     ap.add_argument("--workers", type=int, default=None, help="the drain's writer threads (default: its own, one per core)")
+    ap.add_argument("--skip-weeks", action="store_true", help="leave out the weeks-spanning world")
     args = ap.parse_args()
     env = stack_env()
     n = args.events
@@ -232,7 +289,7 @@ def main() -> None:
         ("spotify-pipeline drain, 1 task, 1 writer thread", [[]], 1),
         ("spotify-pipeline drain, 2 tasks, 1 writer thread each", [[0, 2], [1, 3]], 1),
     ]
-    cps, rates, rss, samples, peer_rates = [], {name: [] for name, _, _ in paths}, [], [], []
+    cps, rates, rss, samples, peer_rates, commit_rates = [], {name: [] for name, _, _ in paths}, [], [], [], []
     for _ in range(args.repeat):
         cps.append(consumer_performance(env, topic, n))
         print(f"ConsumerPerformance: {cps[-1][0]:,.0f} records/s", flush=True)
@@ -247,7 +304,9 @@ def main() -> None:
             if len(sets) == 1 and workers is None:
                 rss.append(peak)
                 samples = over
-                line += f", peak RSS {peak / 1024:.0f} MB, RSS at 25/50/75/100% of the run: {over_time(over)} MB"
+                commit_rates.append(drain_processes.commits_per_s)
+                line += (f", peak RSS {peak / 1024:.0f} MB, RSS at 25/50/75/100% of the run: {over_time(over)} MB, "
+                         f"{drain_processes.commits_per_s:.1f} Delta commits/s")
             print(line, flush=True)
         prefix = f"bench/{uuid.uuid4().hex[:8]}"
         rows, _, wall = python_peer_drain(env, topic, prefix)
@@ -260,7 +319,32 @@ def main() -> None:
     one, rss1 = rate[paths[0][0]], max(rss)
     peer = statistics.median_high(peer_rates)
     seed = seed_style(env, topic, args.seed_style_events)
+    compaction(env, topic)
     delete_topic(env, topic)
+
+    # The weeks-spanning world: the same drain and peer, interleaved, on events spanning weeks.
+    weeks = {}
+    if not args.skip_weeks:
+        wtopic = fresh_topic("drain-weeks")
+        wkafka = {**kafka, "topic": wtopic}
+        wp = _core.produce(wkafka, SIM_WEEKS, {"count": n, "partitions": 4})
+        print(f"weeks world: {wp['events']:,} events spanning ~{_core.estimated_span_ms(SIM_WEEKS, n) / 86_400_000:.0f} days of event time "
+              f"(the hours world: ~{_core.estimated_span_ms(SIM, n) / 3_600_000:.0f} hours)", flush=True)
+        w_rates, w_peer = [], []
+        for _ in range(args.repeat):
+            prefix = f"bench/{uuid.uuid4().hex[:8]}"
+            rows, wall, _, _ = drain_processes(env, wtopic, prefix, [[]], opts)
+            assert rows == n, rows
+            delete_prefix(env, prefix)
+            w_rates.append(n / wall)
+            prefix = f"bench/{uuid.uuid4().hex[:8]}"
+            rows, _, wall = python_peer_drain(env, wtopic, prefix)
+            assert rows == n, rows
+            delete_prefix(env, prefix)
+            w_peer.append(n / wall)
+            print(f"weeks world: drain {w_rates[-1]:,.0f} records/s, Python peer {w_peer[-1]:,.0f} records/s", flush=True)
+        delete_topic(env, wtopic)
+        weeks = {"drain": statistics.median_high(w_rates), "peer": statistics.median_high(w_peer)}
 
     rows = [
         ("Kafka ConsumerPerformance (read only)", *cp),
@@ -272,7 +356,11 @@ def main() -> None:
     print(ratio_table(rows, "Kafka ConsumerPerformance (read only)"))
     print(f"\nmedians of {args.repeat}; ours / Python peer: {one / peer:.0f}x; ours / seed-style: {one / seed[0]:.0f}x; "
           f"one drain: peak RSS {rss1 / 1024:.0f} MB "
-          f"(the highest of the runs), RSS at 25/50/75/100% of the last run {over_time(samples)} MB")
+          f"(the highest of the runs), RSS at 25/50/75/100% of the last run {over_time(samples)} MB; "
+          f"{statistics.median(commit_rates):.1f} Delta commits/s")
+    if weeks:
+        print(f"events spanning weeks (500 users): drain {weeks['drain']:,.0f} records/s = {one / weeks['drain']:.2f}x slower than "
+              f"on events spanning hours; Python peer {weeks['peer']:,.0f} records/s; ours / peer {weeks['drain'] / weeks['peer']:.0f}x")
 
 
 if __name__ == "__main__":

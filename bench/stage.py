@@ -3,9 +3,9 @@
 
     .venv/bin/python bench/stage.py [--events 1000000]
 
-Ours is the whole StageToWarehouseOperator path, timed end to end: read the manifests, fetch
-the files from MinIO (Rust), verify them, and load each batch with its ledger row in one
-transaction. DuckDB's reference reads local copies of the same files: it has no S3 client here
+Ours is the whole StageToWarehouseOperator path, timed end to end: read the Delta log's versions
+after the ledger, fetch their files from MinIO (Rust), verify them against their commits, and
+load them with their ledger rows in one transaction. DuckDB's reference reads local copies of the same files: it has no S3 client here
 (its httpfs extension is a download this machine cannot make), so its time leaves out the
 transfer that ours includes.
 """
@@ -51,16 +51,18 @@ def main() -> None:
     kafka = {"client": {"bootstrap.servers": env["SPOTIFY_KAFKA_BOOTSTRAP"]}, "topic": topic, "timeout_s": 60}
     _core.produce(kafka, {"seed": 1, "start_ms": 1_772_323_200_000, "users": 20_000, "songs": 20_000}, {"count": n, "partitions": 4})
     drained = _core.drain(kafka, lake, {"group_id": "bench"})
-    print(f"{n:,} events in {len(drained['batches'])} batches, {len(drained['files'])} files", flush=True)
+    print(f"{n:,} events in {len(drained['batches'])} batches, {len(drained['files'])} files, {drained['commits']} commits", flush=True)
 
     ours_times, ref_times, job_times, unordered_times = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        files = [p for _, p in _core.fetch_prefix(lake, "bronze/spotify_events", ".parquet", f"{tmp}/copy")]
+        pending = _core.pending_versions(lake, "spotify_events", -1, -1)
+        data_files = [f for c in pending["events"] for f in c["files"]]
+        files = [p["local_path"] for p in _core.prepare_files(lake, "events", data_files, f"{tmp}/copy")]
         # Interleaved repeats, medians: this 2-core box is noisy.
         for i in range(args.repeat):
             # Ours, end to end, into a fresh database.
             os.environ["AIRFLOW_CONN_BENCH_DUCKDB"] = json.dumps({"conn_type": "duckdb", "extra": {"path": f"{tmp}/ours{i}.duckdb"}})
-            op = StageToWarehouseOperator(task_id="stage", topic=topic, lake_url=lake_url, lake_conn_id="bench_lake",
+            op = StageToWarehouseOperator(task_id="stage", lake_url=lake_url, lake_conn_id="bench_lake",
                                           warehouse_conn_id="bench_duckdb", load_reference=False,
                                           **({"chunk_rows": args.chunk_rows} if args.chunk_rows else {}))
             t = time.perf_counter()

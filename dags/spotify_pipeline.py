@@ -112,7 +112,6 @@ with DAG(
     ).expand(partitions=drain_sets)
     wait_for_batches = BronzeBatchSensor(
         task_id="wait_for_batches",
-        topic="{{ params.topic }}",
         lake_url=LAKE_URL,
         warehouse_conn_id=WAREHOUSE_CONN_ID,
         min_batches=1,
@@ -122,7 +121,6 @@ with DAG(
     )
     stage = StageToWarehouseOperator(
         task_id="stage",
-        topic="{{ params.topic }}",
         lake_url=LAKE_URL,
         warehouse_conn_id=WAREHOUSE_CONN_ID,
         pool=DUCKDB_POOL,

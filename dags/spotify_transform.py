@@ -16,10 +16,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from spotify_pipeline.assets import STAGED_BRONZE
+from spotify_pipeline.assets import STAGED_BRONZE, dbt_gold_assets
 from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
 from spotify_pipeline.operators import DashboardExportOperator, DbtBuildOperator
-from spotify_pipeline.operators.dbt import dbt_gold_assets
 
 DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
 

@@ -1,6 +1,7 @@
 {#-
   The silver validation rules, in one place: the first rule an event breaks is its
-  rejection reason; null means valid. Columns are those of stg_spotify__event_deliveries.
+  rejection reason; null means valid. Columns are those of stg_spotify__event_deliveries
+  with loaded_at (see int_event_deliveries__ranked_validated).
   (The drain already quarantines records that break the contract itself: see
   stg_spotify__quarantined_records.)
 -#}

@@ -5,7 +5,7 @@ with counted as (
 expected as (
     select 'drain' as rejected_by, count(*) as n from {{ ref('stg_spotify__quarantined_records') }}
     union all
-    select 'silver_validation', count(*) from {{ ref('stg_spotify__event_deliveries') }}
+    select 'silver_validation', count(*) from {{ ref('int_event_deliveries__ranked_validated') }}
     where delivery_number = 1 and rejection_reason is not null
 )
 select expected.rejected_by, expected.n as expected, coalesce(counted.n, 0) as counted

@@ -1,6 +1,6 @@
 """Type stubs of the Rust core (rust/python/src/lib.rs)."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 __version__: str
@@ -16,6 +16,8 @@ Progress = dict[str, Any]
 ProgressCallback = Callable[[Progress], None]
 
 def simulate(sim: dict[str, Any], count: int) -> list[tuple[str, bytes]]: ...
+def default_sim_config() -> dict[str, Any]:
+    """The simulator's defaults (seed, catalog, world, faults), as the core writes them."""
 def estimated_span_ms(sim: dict[str, Any], count: int) -> int: ...
 def start_ending_at(sim: dict[str, Any], count: int, end_ms: int) -> int:
     """A simulated start such that ``count`` events end at or just before ``end_ms``."""
@@ -36,20 +38,31 @@ def drain(
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]: ...
 def topic_partitions(kafka: dict[str, Any]) -> list[int]: ...
-def lag(kafka: dict[str, Any], lake: dict[str, Any]) -> dict[str, Any]: ...
-def pending_batches(lake: dict[str, Any], topic: str, loaded: Iterable[str]) -> list[dict[str, Any]]: ...
-def prepare_batches(
+def lag(kafka: dict[str, Any], lake: dict[str, Any], dataset: str = "spotify_events") -> dict[str, Any]:
+    """Per partition: the events table's txn version, the high watermark, the lag."""
+def pending_versions(lake: dict[str, Any], dataset: str, after_events: int, after_quarantine: int) -> dict[str, Any]:
+    """``events_version``, ``quarantine_version`` (now), and ``events``/``quarantine``: per version
+    after the given ones, the data files it added (key, rows, bytes, partition values, Kafka
+    partition and offsets)."""
+def prepare_files(
     lake: dict[str, Any],
-    manifests: list[dict[str, Any]],
+    table: str,
+    files: list[dict[str, Any]],
     out_dir: str,
     progress: ProgressCallback | None = None,
     source_file_column: bool = False,
 ) -> list[dict[str, Any]]:
-    """Fetches the batches' bronze files into ``out_dir`` (at ``<out_dir>/<key>``), checked against
-    their manifests; quarantine files are typed into Parquet at ``<out_dir>/<key>.parquet``. With
-    ``source_file_column`` the bronze files are rewritten with a ``source_file`` column."""
-def fetch_prefix(lake: dict[str, Any], prefix: str, suffix: str, out_dir: str) -> list[tuple[str, str]]: ...
+    """Fetches ``files`` of ``table`` (``events`` or ``quarantine``) into ``out_dir`` (at
+    ``<out_dir>/<key>``), checked against their commits; all or nothing. With
+    ``source_file_column`` they are rewritten with a ``source_file`` column."""
+def fetch_reference(lake: dict[str, Any], name: str, out_dir: str) -> list[tuple[str, str]]: ...
+def compact(lake: dict[str, Any], options: dict[str, Any], progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
+    """OPTIMIZE the dataset's closed hours; one summary per table."""
+def vacuum(lake: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """VACUUM the dataset's tables; one summary per table."""
 def put_object(lake: dict[str, Any], key: str, data: bytes) -> None:
     """Writes ``data`` to ``key`` in the lake, replacing any object there."""
 def load_columns(table: str = "events") -> list[tuple[str, str, bool]]:
     """Columns of a warehouse load table, ``events`` or ``quarantine``: (name, type, nullable)."""
+def reject_reasons() -> list[str]:
+    """Every reason a record can be refused for: the quarantine's ``reason`` values."""

@@ -6,6 +6,9 @@ batches into the warehouse; ``spotify_transform`` (dbt) is scheduled on it, not 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from airflow.sdk import Asset
 
 KAFKA_EVENTS = Asset(name="spotify_kafka_events", uri="kafka://spotify/spotify_events", group="spotify")
@@ -14,7 +17,7 @@ BRONZE_LAKE = Asset(name="spotify_bronze_lake", uri="s3://spotify-lake/bronze/sp
 STAGED_BRONZE = Asset(name="spotify_staged_bronze", uri="spotify://warehouse/bronze/spotify_events", group="spotify")
 
 # The gold tables (dbt marts) that BI tools and the dashboard read: the contract. The transform
-# DAG declares an Asset for every mart (operators.dbt.dbt_gold_assets), these among them.
+# DAG declares an Asset for every mart (dbt_gold_assets), these among them.
 GOLD_MODELS = (
     "fct_user_activity", "fct_listening_sessions", "dim_songs", "dim_artists", "dim_users",
     "kpi_daily_engagement", "kpi_song_skip_rates", "kpi_artist_popularity", "kpi_top_songs",
@@ -39,3 +42,21 @@ def gold_asset(
 
 
 GOLD_ASSETS = [gold_asset(m) for m in GOLD_MODELS]
+
+
+def gold_model_names(project_dir: str | os.PathLike[str], folder: str = "models/marts") -> list[str]:
+    """Names of the models in ``folder`` of the dbt project (the gold schema), sorted."""
+    root = Path(project_dir) / folder
+    return sorted({p.stem for p in root.rglob("*.sql")}) if root.is_dir() else []
+
+
+def dbt_gold_assets(
+    project_dir: str | os.PathLike[str],
+    schema: str = "gold",
+    uri_prefix: str = DEFAULT_ASSET_URI_PREFIX,
+    name_prefix: str = DEFAULT_ASSET_NAME_PREFIX,
+    folder: str = "models/marts",
+) -> list[Asset]:
+    """One Asset per gold model of the dbt project, for ``outlets=`` (read from the files at parse
+    time: cheap, no dbt parse)."""
+    return [gold_asset(m, schema, uri_prefix, name_prefix) for m in gold_model_names(project_dir, folder)]

@@ -18,13 +18,15 @@ from spotify_pipeline.simulation import sim_config
 
 
 def _sim_args(p: argparse.ArgumentParser) -> None:
+    # Defaults are the core's (_core.default_sim_config()), shown in --help, applied by sim_config.
+    d = _core.default_sim_config()
     g = p.add_argument_group("simulation")
-    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--seed", type=int, help=f"default {d['seed']}")
     g.add_argument("--start", help="simulated start, ISO 8601 (default: so that the events end about now)")
-    g.add_argument("--users", type=int, default=500)
-    g.add_argument("--songs", type=int, default=2000)
-    g.add_argument("--catalog-seed", type=int, default=2026)
-    g.add_argument("--zipf-s", type=float, default=1.1, help="popularity exponent")
+    g.add_argument("--users", type=int, help=f"default {d['users']}")
+    g.add_argument("--songs", type=int, help=f"default {d['songs']}")
+    g.add_argument("--catalog-seed", type=int, help=f"default {d['catalog_seed']}")
+    g.add_argument("--zipf-s", type=float, help=f"popularity exponent, default {d['zipf_s']}")
     g.add_argument("--late-rate", type=float, default=0.0)
     g.add_argument("--duplicate-rate", type=float, default=0.0)
     g.add_argument("--malformed-rate", type=float, default=0.0)

@@ -28,6 +28,7 @@ def get_provider_info() -> dict[str, Any]:
                     "spotify_pipeline.operators.stage",
                     "spotify_pipeline.operators.dbt",
                     "spotify_pipeline.operators.export_dashboard",
+                    "spotify_pipeline.operators.maintain",
                 ],
             }
         ],

@@ -23,36 +23,33 @@ def parse_start_ms(start: str | datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
+# The simulator's settings and their casts; their defaults are the core's (one place).
+WORLD_KEYS = {"seed": int, "catalog_seed": int, "users": int, "songs": int, "zipf_s": float,
+              "sessions_per_user_per_day": float, "new_release_share": float}
+
+
 def sim_config(
     *,
-    seed: Any = 42,
     start: str | datetime | None = None,
     events: int | None = None,
-    users: Any = 500,
-    songs: Any = 2_000,
-    catalog_seed: Any = 2026,
-    zipf_s: Any = 1.1,
-    sessions_per_user_per_day: Any = 3.0,
-    new_release_share: Any = 0.1,
     faults: dict[str, Any] | None = None,
     now: datetime | None = None,
+    **world: Any,
 ) -> dict[str, Any]:
-    """The simulator's config. Without a ``start``, the simulation ends about ``now``: it starts
-    the estimated span of ``events`` earlier (whole minutes), so no event lies in the future."""
+    """The simulator's config: the core's defaults (``_core.default_sim_config()``), overridden
+    by every setting given (``seed``, ``users``, ``songs``, ...; None or "" leaves the default).
+    Without a ``start``, the simulation ends about ``now``: it starts the estimated span of
+    ``events`` earlier (whole minutes), so no event lies in the future."""
+    unknown = set(world) - set(WORLD_KEYS)
+    if unknown:
+        raise ValueError(f"unknown simulation settings {sorted(unknown)}; known: {sorted(WORLD_KEYS)}")
     faults = {k: v for k, v in (faults or {}).items() if v not in (None, "")}
     unknown = set(faults) - set(FAULT_KEYS)
     if unknown:
         raise ValueError(f"unknown fault settings {sorted(unknown)}; known: {FAULT_KEYS}")
-    cfg: dict[str, Any] = {
-        "seed": int(seed),
-        "catalog_seed": int(catalog_seed),
-        "users": int(users),
-        "songs": int(songs),
-        "zipf_s": float(zipf_s),
-        "sessions_per_user_per_day": float(sessions_per_user_per_day),
-        "new_release_share": float(new_release_share),
-        "faults": {"max_late_ms": 2 * 3_600_000, **{k: float(v) if k.endswith("rate") else int(v) for k, v in faults.items()}},
-    }
+    cfg = _core.default_sim_config()
+    cfg.update({k: WORLD_KEYS[k](v) for k, v in world.items() if v not in (None, "")})
+    cfg["faults"].update({k: float(v) if k.endswith("rate") else int(v) for k, v in faults.items()})
     if start not in (None, ""):
         cfg["start_ms"] = parse_start_ms(start)
     else:

@@ -10,7 +10,7 @@ with quarantined as (
 
 deliveries as (
 
-    select * from {{ ref('stg_spotify__event_deliveries') }}
+    select * from {{ ref('int_event_deliveries__ranked_validated') }}
 
 ),
 

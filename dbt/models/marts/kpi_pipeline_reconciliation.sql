@@ -3,7 +3,7 @@
 --   distinct_events   = silver_events + rejected_by_validation
 with deliveries as (
 
-    select * from {{ ref('stg_spotify__event_deliveries') }}
+    select * from {{ ref('int_event_deliveries__ranked_validated') }}
 
 ),
 

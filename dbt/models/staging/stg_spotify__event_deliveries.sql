@@ -1,14 +1,7 @@
--- Every delivery of every event, typed and renamed, with the load that brought it, its rank among
--- the deliveries of its event_id (1 = the first, by load order) and its silver rejection reason.
+-- Every delivery of every event: one row per bronze row, typed and renamed.
 with source as (
 
     select * from {{ source('bronze', 'spotify_events') }}
-
-),
-
-loads as (
-
-    select * from {{ ref('stg_spotify__loads') }}
 
 ),
 
@@ -55,38 +48,6 @@ renamed as (
 
     from source
 
-),
-
-with_loads as (
-
-    select
-        renamed.*,
-        loads.loaded_at
-    from renamed
-    left join loads on renamed.batch_id = loads.batch_id
-
-),
-
-ranked as (
-
-    -- Kafka is at-least-once upstream: the first delivery (by load, then Kafka position) wins.
-    select
-        *,
-        row_number() over (
-            partition by event_id
-            order by loaded_at, kafka_topic, kafka_partition, kafka_offset
-        ) as delivery_number
-    from with_loads
-
-),
-
-validated as (
-
-    select
-        *,
-        {{ event_rejection_reason() }} as rejection_reason
-    from ranked
-
 )
 
-select * from validated
+select * from renamed

@@ -1,7 +1,7 @@
 -- Silver listening events: one row per event_id (its first delivery), valid by every silver rule.
 with deliveries as (
 
-    select * from {{ ref('stg_spotify__event_deliveries') }}
+    select * from {{ ref('int_event_deliveries__ranked_validated') }}
 
 ),
 

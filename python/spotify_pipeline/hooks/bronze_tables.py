@@ -1,14 +1,50 @@
-"""The warehouse tables a stage writes, the same names in every warehouse."""
+"""The warehouse tables a stage writes, the same names and columns in every warehouse.
+
+Column types are the core's vocabulary (``_core.load_columns``): string, binary, int32, int64,
+date, timestamp_utc; each warehouse hook maps them to its own types. The ledgers are written
+here once, for DuckDB and Snowflake alike.
+"""
 
 from __future__ import annotations
 
+from spotify_pipeline import _core
+
+# One row per lake data file loaded (a "batch" for silver and gold: batch_id is the file's name
+# without extension), so that every delivery knows when it was loaded.
+FILE_LEDGER: list[tuple[str, str, bool]] = [
+    ("batch_id", "string", False),
+    ("table_name", "string", False),
+    ("lake_version", "int64", False),
+    ("source_file", "string", False),
+    ("kafka_partition", "int32", True),
+    ("start_offset", "int64", True),
+    ("end_offset", "int64", True),
+    ("rows", "int64", False),
+    ("loaded_at", "timestamp_utc", False),
+]
+
+# One row per load of a range of Delta versions of a lake table: where the next load starts.
+VERSION_LEDGER: list[tuple[str, str, bool]] = [
+    ("table_name", "string", False),
+    ("first_version", "int64", False),
+    ("last_version", "int64", False),
+    ("files", "int64", False),
+    ("rows", "int64", False),
+    ("loaded_at", "timestamp_utc", False),
+]
+
+# The lake tables a stage loads, by the core's name for them.
+LAKE_TABLES = ("events", "quarantine")
+
 
 class BronzeTables:
-    """``<schema>.<table>`` (events), ``<schema>.<table>_quarantine`` and the ledger
-    ``<schema>._loads``. Set ``schema`` and ``table`` (validated identifiers)."""
+    """``<schema>.<table>`` (events), ``<schema>.<table>_quarantine``, the file ledger
+    ``<schema>._loads`` and the version ledger ``<schema>._load_versions``. Set ``schema`` and
+    ``table`` (validated identifiers), and ``TYPES`` (core type → warehouse type)."""
 
     schema: str
     table: str
+    TYPES: dict[str, str]
 
     @property
     def bronze_table(self) -> str:
@@ -19,5 +55,36 @@ class BronzeTables:
         return f"{self.schema}._loads"
 
     @property
+    def versions_table(self) -> str:
+        return f"{self.schema}._load_versions"
+
+    @property
     def quarantine_table(self) -> str:
         return f"{self.schema}.{self.table}_quarantine"
+
+    def table_for(self, lake_table: str) -> str:
+        return self.bronze_table if lake_table == "events" else self.quarantine_table
+
+    def columns_ddl(self, columns: list[tuple[str, str, bool]]) -> str:
+        return ",\n  ".join(f"{name} {self.TYPES[kind]}{'' if nullable else ' NOT NULL'}" for name, kind, nullable in columns)
+
+    def create_statements(self) -> list[str]:
+        """DDL of the four tables, the ledgers' keys included (Snowflake keeps but does not
+        enforce them: its loader checks the version ledger inside the load's transaction)."""
+        return [
+            f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
+            f"CREATE TABLE IF NOT EXISTS {self.bronze_table} (\n  {self.columns_ddl(_core.load_columns('events'))}\n)",
+            f"CREATE TABLE IF NOT EXISTS {self.quarantine_table} (\n  {self.columns_ddl(_core.load_columns('quarantine'))}\n)",
+            f"CREATE TABLE IF NOT EXISTS {self.ledger_table} (\n  {self.columns_ddl(FILE_LEDGER)},\n  PRIMARY KEY (batch_id)\n)",
+            f"CREATE TABLE IF NOT EXISTS {self.versions_table} (\n  {self.columns_ddl(VERSION_LEDGER)},\n  PRIMARY KEY (table_name, first_version)\n)",
+        ]
+
+    def loaded_versions_sql(self) -> str:
+        return f"SELECT table_name, max(last_version) FROM {self.versions_table} GROUP BY table_name"
+
+
+def ledger_row(lake_table: str, f: dict) -> list:
+    """The file ledger's row of a loaded file (``FILE_LEDGER`` order, ``loaded_at`` last and
+    left to the warehouse's clock)."""
+    batch_id = f["key"].rsplit("/", 1)[-1].removesuffix(".parquet")
+    return [batch_id, lake_table, f["version"], f["key"], f.get("kafka_partition"), f.get("first_offset"), f.get("last_offset"), f["rows"]]

@@ -1,20 +1,22 @@
 """The Snowflake warehouse: the same bronze table, quarantine table and load ledger as DuckDB,
 loaded exactly once through the Airflow Snowflake provider's hook.
 
-A chunk of prepared batches loads as: ``PUT`` its Parquet files to an internal stage under a
-fresh load id, then in ONE transaction ``COPY INTO … MATCH_BY_COLUMN_NAME`` for events and
-quarantine, a row-count check against the manifests, and the ledger rows; then the staged files
-are removed. Snowflake's own load metadata would also skip a file loaded twice, but it lasts
-64 days and knows nothing of batches: the ledger is what makes a re-run a no-op.
+A range of Delta versions loads as: ``PUT`` its files to an internal stage under a fresh load
+id, then in ONE transaction a check that the version ledger is still where the load started,
+``COPY INTO … MATCH_BY_COLUMN_NAME`` for events and quarantine, a row-count check against the
+commits' statistics, and the ledger rows; then the staged files are removed. Snowflake's own
+load metadata would also skip a file loaded twice, but it lasts 64 days and knows nothing of
+Delta versions: the ledger is what makes a re-run a no-op.
 
 The connection is a normal ``snowflake`` connection (``apache-airflow-providers-snowflake``,
 install ``spotify-pipeline[snowflake]``). The bronze Parquet files are rewritten by the Rust
-core with a ``source_file`` column (``prepare_batches(..., source_file_column=True)``), since
+core with a ``source_file`` column (``prepare_files(..., source_file_column=True)``), since
 ``COPY`` matches columns by name.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -25,20 +27,23 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from spotify_pipeline import _core
-from spotify_pipeline.hooks.bronze_tables import BronzeTables
+from spotify_pipeline.hooks.bronze_tables import BronzeTables, ledger_row
 from spotify_pipeline.hooks.duckdb import identifier
 
 SNOWFLAKE_TYPES = {
     "string": "VARCHAR",
+    "binary": "BINARY",
     "int32": "INTEGER",
     "int64": "BIGINT",
     "date": "DATE",
     # UTC wall-clock time, like the DuckDB table's TIMESTAMP.
-    "timestamp_ms_utc": "TIMESTAMP_NTZ(3)",
+    "timestamp_utc": "TIMESTAMP_NTZ(6)",
 }
 # DuckDB's names for the Parquet types of the reference tables, as Snowflake types.
 _REFERENCE_TYPES = {"VARCHAR": "VARCHAR", "BIGINT": "BIGINT", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN", "DATE": "DATE"}
 _LOCAL_PATH = re.compile(r"^[A-Za-z0-9_./=+-]+$")
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -50,6 +55,10 @@ def _transaction(cur) -> Iterator[None]:
     except BaseException:
         cur.execute("ROLLBACK")
         raise
+
+
+class _AlreadyLoaded(Exception):
+    """Another loader moved the version ledger: this load rolls back."""
 
 
 def _put(cur, local_path: str, stage_dir: str) -> None:
@@ -73,6 +82,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
         self.table = identifier(table)
         self.stage = f"{self.schema}.{identifier(stage)}"
 
+    TYPES = SNOWFLAKE_TYPES
     # Whether the core should add source_file to the bronze Parquet (COPY matches by name).
     needs_source_file_column = True
 
@@ -86,41 +96,25 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
         return SnowflakeHook(snowflake_conn_id=self.snowflake_conn_id).get_conn()
 
     def ensure_tables(self, con) -> None:
-        def columns(table: str) -> str:
-            return ", ".join(f"{n} {SNOWFLAKE_TYPES[k]}{'' if nullable else ' NOT NULL'}" for n, k, nullable in _core.load_columns(table))
-
         cur = con.cursor()
-        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {self.bronze_table} ({columns('events')})")
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {self.quarantine_table} ({columns('quarantine')})")
-        cur.execute(
-            f"""CREATE TABLE IF NOT EXISTS {self.ledger_table} (
-              batch_id VARCHAR NOT NULL PRIMARY KEY,
-              kafka_partition INTEGER NOT NULL,
-              start_offset BIGINT NOT NULL,
-              end_offset BIGINT NOT NULL,
-              files VARCHAR NOT NULL,
-              rows BIGINT NOT NULL,
-              loaded_at TIMESTAMP_NTZ NOT NULL,
-              quarantined BIGINT NOT NULL
-            )"""
-        )
+        for statement in self.create_statements():
+            cur.execute(statement)
         cur.execute(f"CREATE STAGE IF NOT EXISTS {self.stage} FILE_FORMAT = (TYPE = PARQUET)")
 
-    def loaded_batch_ids(self, con) -> set[str]:
+    def loaded_versions(self, con) -> dict[str, int]:
         cur = con.cursor()
-        cur.execute(f"SELECT batch_id FROM {self.ledger_table}")
-        return {r[0] for r in cur.fetchall()}
+        cur.execute(self.loaded_versions_sql())
+        return {t: int(v) for t, v in cur.fetchall()}
 
-    def loaded_batch_ids_or_busy(self) -> set[str] | None:
-        """The ledger's batch ids (Snowflake is never "busy" the way a DuckDB file is)."""
+    def loaded_versions_or_busy(self) -> dict[str, int] | None:
+        """The version ledger's last versions (Snowflake is never "busy" the way a DuckDB file is)."""
         with self.connect() as con:
             cur = con.cursor()
             cur.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = '_LOADS'",
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = '_LOAD_VERSIONS'",
                 [self.schema.upper()],
             )
-            return self.loaded_batch_ids(con) if cur.fetchone()[0] else set()
+            return self.loaded_versions(con) if cur.fetchone()[0] else {}
 
     def _count(self, cur, table: str) -> int:
         cur.execute(f"SELECT count(*) FROM {table}")
@@ -128,7 +122,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
 
     def _stage_files(self, cur, load_dir: str, paths: list[str], kind: str, tmp: Path) -> None:
         """PUTs ``paths`` under ``@stage/<load_dir>/<kind>/``, renamed 0.parquet, 1.parquet, ...:
-        bronze file names repeat across hour folders, and the rows carry their own source_file."""
+        lake file names repeat across hour folders, and the rows carry their own source_file."""
         flat = tmp / load_dir / kind
         flat.mkdir(parents=True, exist_ok=True)
         for i, path in enumerate(paths):
@@ -136,62 +130,51 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
             link.hardlink_to(path)
             _put(cur, str(link), f"{self.stage}/{load_dir}/{kind}")
 
-    def load_batches(self, con, batches: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Loads prepared batches and their ledger rows in one transaction: all or nothing.
-
-        Batches the ledger already has are skipped. Returns (loaded, skipped).
-        """
+    def load_range(self, con, ranges: dict[str, dict[str, Any]]) -> bool:
+        """Loads each lake table's range of versions with its ledger rows in one transaction:
+        all or nothing. Returns False, loading nothing, if the version ledger is no longer at
+        ``after``: Snowflake does not enforce the ledger's key, so two loaders are told apart
+        by this check, made inside the transaction."""
         cur = con.cursor()
-        ids = [b["batch_id"] for b in batches]
-        already = self._loaded_among(cur, ids)
-        todo = [b for b in batches if b["batch_id"] not in already]
-        skipped = [b for b in batches if b["batch_id"] in already]
-        if not todo:
-            return [], skipped
         load_dir = f"load_{uuid.uuid4().hex}"
-        tmp = Path(todo[0]["local_paths"][0][: -len(todo[0]["files"][0])]) / "_snowflake"
-        self._stage_files(cur, load_dir, [p for b in todo for p in b["local_paths"]], "events", tmp)
-        quarantine = [p for b in todo for p in b["quarantine_local_paths"]]
-        if quarantine:
-            self._stage_files(cur, load_dir, quarantine, "quarantine", tmp)
+        staged = {t: r for t, r in ranges.items() if r["files"]}
+        for lake_table, r in staged.items():
+            first = r["files"][0]
+            tmp = Path(first["local_path"][: -len(first["key"])]) / "_snowflake"
+            self._stage_files(cur, load_dir, [f["local_path"] for f in r["files"]], lake_table, tmp)
         try:
             with _transaction(cur):
-                self._load_in_transaction(cur, ids, already, todo, load_dir, bool(quarantine))
+                if any(self.loaded_versions(con).get(t, -1) != r["after"] for t, r in ranges.items()):
+                    raise _AlreadyLoaded
+                for lake_table, r in ranges.items():
+                    self._load_in_transaction(cur, lake_table, r, load_dir)
+        except _AlreadyLoaded:
+            return False
         finally:
             self._remove_staged(cur, load_dir)
-        return todo, skipped
+        return True
 
-    def _load_in_transaction(self, cur, ids: list[str], already: set[str], todo: list[dict[str, Any]], load_dir: str, quarantine: bool) -> None:
-        """COPY the staged files of ``todo`` into events and quarantine, check the counts, write
-        the ledger rows: run inside one transaction."""
-        # Another loader may have committed some of these batches since the check above.
-        if self._loaded_among(cur, ids) != already:
-            raise RuntimeError("another load committed some of these batches meanwhile; re-run to load the rest")
-        for table, kind, expected in (
-            (self.bronze_table, "events", sum(b["rows"] for b in todo)),
-            (self.quarantine_table, "quarantine", sum(b["quarantined"] for b in todo)),
-        ):
-            if kind == "quarantine" and not quarantine:
-                continue
+    def _load_in_transaction(self, cur, lake_table: str, r: dict[str, Any], load_dir: str) -> None:
+        """COPY one table's staged files, check the row count, write its ledger rows."""
+        files = r["files"]
+        if files:
+            table = self.table_for(lake_table)
             before = self._count(cur, table)
             cur.execute(
-                f"COPY INTO {table} FROM @{self.stage}/{load_dir}/{kind}/ "
+                f"COPY INTO {table} FROM @{self.stage}/{load_dir}/{lake_table}/ "
                 "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE ON_ERROR = ABORT_STATEMENT"
             )
             inserted = self._count(cur, table) - before
+            expected = sum(f["rows"] for f in files)
             if inserted != expected:
-                raise RuntimeError(f"COPY INTO {table} loaded {inserted} rows; the manifests say {expected}")
-        for b in todo:
+                raise RuntimeError(f"COPY INTO {table} loaded {inserted} rows; the lake's commits say {expected}")
+            for f in files:
+                cur.execute(f"INSERT INTO {self.ledger_table} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, SYSDATE())", ledger_row(lake_table, f))
+        if r["last_version"] > r["after"]:
             cur.execute(
-                f"""INSERT INTO {self.ledger_table} (batch_id, kafka_partition, start_offset, end_offset, files, rows, quarantined, loaded_at)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, SYSDATE())""",
-                [b["batch_id"], b["partition"], b["start_offset"], b["end_offset"], ",".join(b["files"]), b["rows"], b["quarantined"]],
+                f"INSERT INTO {self.versions_table} VALUES (%s, %s, %s, %s, %s, SYSDATE())",
+                [lake_table, r["after"] + 1, r["last_version"], len(files), sum(f["rows"] for f in files)],
             )
-
-    def _loaded_among(self, cur, ids: list[str]) -> set[str]:
-        placeholders = ", ".join(["%s"] * len(ids))
-        cur.execute(f"SELECT batch_id FROM {self.ledger_table} WHERE batch_id IN ({placeholders})", ids)
-        return {r[0] for r in cur.fetchall()}
 
     def _remove_staged(self, cur, load_dir: str) -> None:
         try:
@@ -230,6 +213,30 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
         finally:
             self._remove_staged(cur, load_dir)
         return counts
+
+
+def dbt_profile_env(conn_id: str) -> dict[str, str]:
+    """The dbt profile's ``SNOWFLAKE_*`` environment variables from the Airflow ``snowflake``
+    connection ``conn_id``: login, password, schema, and the extras account, warehouse, database,
+    role (also under their ``extra__snowflake__`` names). Unset fields are left out; no connection
+    gives ``{}`` (the profile then reads the environment's variables as they are)."""
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception:
+        log.info("no connection %r: the Snowflake profile reads SNOWFLAKE_* from the environment", conn_id)
+        return {}
+    extra = conn.extra_dejson
+    pick = lambda *keys: next((str(extra[k]) for k in keys if extra.get(k)), None)  # noqa: E731
+    env = {
+        "SNOWFLAKE_ACCOUNT": pick("account", "extra__snowflake__account"),
+        "SNOWFLAKE_USER": conn.login or None,
+        "SNOWFLAKE_PASSWORD": conn.password or None,
+        "SNOWFLAKE_ROLE": pick("role", "extra__snowflake__role"),
+        "SNOWFLAKE_WAREHOUSE": pick("warehouse", "extra__snowflake__warehouse"),
+        "SNOWFLAKE_DATABASE": pick("database", "extra__snowflake__database"),
+        "SNOWFLAKE_SCHEMA": conn.schema or None,
+    }
+    return {k: v for k, v in env.items() if v is not None}
 
 
 def _reference_type(duckdb_type: str) -> str:

@@ -1,20 +1,53 @@
 """Which warehouse a connection points at: DuckDB (conn type ``duckdb``, the embedded default)
-or Snowflake (conn type ``snowflake``). Both hooks load prepared bronze batches the same way:
-``ensure_tables``, ``loaded_batch_ids``, ``load_batches``, ``replace_reference_tables``."""
+or Snowflake (conn type ``snowflake``). Both hooks load the lake's Delta versions the same way,
+the :class:`Warehouse` protocol that callers type against."""
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Protocol
 
 from airflow.sdk import BaseHook
 
 from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook
 from spotify_pipeline.hooks.snowflake import SnowflakeWarehouseHook
 
-WarehouseHook = Union[DuckDBWarehouseHook, SnowflakeWarehouseHook]
+
+class Warehouse(Protocol):
+    """What the stage, the bronze-batch sensor and its trigger use of a warehouse hook; both
+    :class:`DuckDBWarehouseHook` and :class:`SnowflakeWarehouseHook` have it. ``con`` is the
+    connection :meth:`connect` returns (a context manager)."""
+
+    # Whether the core must add a source_file column to the bronze Parquet it prepares.
+    needs_source_file_column: bool
+
+    @property
+    def bronze_table(self) -> str: ...
+
+    @property
+    def versions_table(self) -> str: ...
+
+    def ref(self) -> dict[str, str]:
+        """What a trigger needs to find this warehouse again (see :func:`warehouse_from_ref`)."""
+        ...
+
+    def connect(self) -> Any: ...
+
+    def ensure_tables(self, con: Any) -> None: ...
+
+    def loaded_versions(self, con: Any) -> dict[str, int]: ...
+
+    def loaded_versions_or_busy(self) -> dict[str, int] | None: ...
+
+    def load_range(self, con: Any, ranges: dict[str, dict[str, Any]]) -> bool: ...
+
+    def replace_reference_tables(self, con: Any, files: dict[str, list[str]], schema: str = "reference") -> dict[str, int]: ...
 
 
-def warehouse_hook(conn_id: str, schema: str = "bronze", table: str = "spotify_events") -> WarehouseHook:
+# The name the operators have used for it.
+WarehouseHook = Warehouse
+
+
+def warehouse_hook(conn_id: str, schema: str = "bronze", table: str = "spotify_events") -> Warehouse:
     """The warehouse hook for Airflow connection ``conn_id``, chosen by its connection type."""
     conn_type = BaseHook.get_connection(conn_id).conn_type
     if conn_type == "duckdb":
@@ -24,7 +57,7 @@ def warehouse_hook(conn_id: str, schema: str = "bronze", table: str = "spotify_e
     raise ValueError(f"connection {conn_id!r} is of type {conn_type!r}; the warehouse must be 'duckdb' or 'snowflake'")
 
 
-def warehouse_from_ref(ref: dict[str, Any]) -> WarehouseHook:
+def warehouse_from_ref(ref: dict[str, Any]) -> Warehouse:
     """Rebuilds a hook from its ``ref()`` (as serialized into a trigger)."""
     if ref["conn_type"] == "duckdb":
         return DuckDBWarehouseHook(schema=ref["schema"], table=ref.get("table", "spotify_events"), path=ref["path"])

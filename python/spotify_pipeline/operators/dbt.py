@@ -4,8 +4,8 @@
   are templated.
 - One log line per node as it finishes (status, time, rows), per-node results as XCom.
 - Fails with the failing models and tests named in the exception message.
-- Emits an Airflow Asset per gold model: :func:`dbt_gold_assets` lists them from the project's
-  ``models/marts`` folder (the ``gold`` schema) at DAG parse time, so they are declared outlets
+- Emits an Airflow Asset per gold model: :func:`spotify_pipeline.assets.dbt_gold_assets` lists
+  them from the project's ``models/marts`` folder (the ``gold`` schema) at DAG parse time, so they are declared outlets
   and the scheduler can trigger downstream DAGs on them; after a successful build each asset event
   carries the node's status and row count as its ``extra``.
 - For the DuckDB target it runs in the one-slot pool ``spotify_duckdb`` by default (DuckDB
@@ -17,8 +17,8 @@ Asset naming: ``spotify://warehouse/gold/<model>``, name ``spotify_gold_<model>`
 ``asset_uri_prefix``/``asset_name_prefix`` change it.
 
 Snowflake target: the profile reads ``SNOWFLAKE_*`` environment variables; the operator sets them
-from the Airflow ``snowflake`` connection ``snowflake_conn_id`` when it exists (login, password,
-schema, and the extras account, warehouse, database, role).
+from the Airflow ``snowflake`` connection ``snowflake_conn_id`` when it exists
+(:func:`spotify_pipeline.hooks.snowflake.dbt_profile_env`).
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context
 
-from spotify_pipeline.assets import DEFAULT_ASSET_NAME_PREFIX, DEFAULT_ASSET_URI_PREFIX, gold_asset
+from spotify_pipeline.assets import DEFAULT_ASSET_NAME_PREFIX, DEFAULT_ASSET_URI_PREFIX, dbt_gold_assets
 from spotify_pipeline.hooks.duckdb import DUCKDB_POOL, DuckDBWarehouseHook
+from spotify_pipeline.hooks.snowflake import dbt_profile_env
 
 FAILED_STATUSES = ("error", "fail", "runtime error")
 
@@ -47,24 +47,6 @@ class DbtBuildFailed(RuntimeError):
         super().__init__(message)
         self.failed = list(failed)
         self.result = result
-
-
-def gold_model_names(project_dir: str | os.PathLike[str], folder: str = "models/marts") -> list[str]:
-    """Names of the models in ``folder`` of the project (the gold schema), sorted."""
-    root = Path(project_dir) / folder
-    return sorted({p.stem for p in root.rglob("*.sql")}) if root.is_dir() else []
-
-
-def dbt_gold_assets(
-    project_dir: str | os.PathLike[str],
-    schema: str = "gold",
-    uri_prefix: str = DEFAULT_ASSET_URI_PREFIX,
-    name_prefix: str = DEFAULT_ASSET_NAME_PREFIX,
-    folder: str = "models/marts",
-) -> list[Asset]:
-    """One Asset per gold model of the project, for ``outlets=`` (read from the files at parse time:
-    cheap, no dbt parse)."""
-    return [gold_asset(m, schema, uri_prefix, name_prefix) for m in gold_model_names(project_dir, folder)]
 
 
 def _is_template(value: Any) -> bool:
@@ -316,26 +298,9 @@ class DbtBuildOperator(BaseOperator):
         self._annotate_assets(context, nodes)
         return summary
 
-    def _snowflake_env(self) -> dict[str, str | None]:
+    def _snowflake_env(self) -> dict[str, str]:
         """SNOWFLAKE_* for the profile, from the Airflow snowflake connection if there is one."""
-        from airflow.sdk import BaseHook
-
-        try:
-            conn = BaseHook.get_connection(self.snowflake_conn_id)
-        except Exception:
-            self.log.info("no connection %r: the Snowflake profile reads SNOWFLAKE_* from the environment", self.snowflake_conn_id)
-            return {}
-        extra = conn.extra_dejson
-        pick = lambda *keys: next((str(extra[k]) for k in keys if extra.get(k)), None)  # noqa: E731
-        return {
-            "SNOWFLAKE_ACCOUNT": pick("account", "extra__snowflake__account"),
-            "SNOWFLAKE_USER": conn.login or None,
-            "SNOWFLAKE_PASSWORD": conn.password or None,
-            "SNOWFLAKE_ROLE": pick("role", "extra__snowflake__role"),
-            "SNOWFLAKE_WAREHOUSE": pick("warehouse", "extra__snowflake__warehouse"),
-            "SNOWFLAKE_DATABASE": pick("database", "extra__snowflake__database"),
-            "SNOWFLAKE_SCHEMA": conn.schema or None,
-        }
+        return dbt_profile_env(self.snowflake_conn_id)
 
     def _annotate_assets(self, context: Context, nodes: list[dict[str, Any]]) -> None:
         """Puts each gold model's status and row count on its asset event (Airflow records an event

@@ -37,38 +37,49 @@ def merge_drain_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         "quarantined": sum(s["quarantined"] for s in summaries),
         "quarantined_by_reason": reasons,
         "batches": [b for s in summaries for b in s["batches"]],
+        "commits": sum(s["commits"] for s in summaries),
+        "table": summaries[0]["table"],
+        "quarantine_table": summaries[0]["quarantine_table"],
         "partitions": sorted((p for s in summaries for p in s["partitions"]), key=lambda p: p["partition"]),
         "files_total": sum(s["files_total"] for s in summaries),
         "files": [f for s in summaries for f in s["files"]][:MAX_FILES_IN_XCOM],
         "bytes": sum(s["bytes"] for s in summaries),
         "warnings": [w for s in summaries for w in s["warnings"]],
+        "lost_to_retention": sum(s["lost_to_retention"] for s in summaries),
         "mapped_tasks": len(summaries),
     }
 
 
 class KafkaDrainOperator(BaseOperator):
-    """Drains ``topic`` up to the high watermarks seen at start into Parquet files under
-    ``bronze/<dataset>/date=.../hour=...`` of the lake, committing each batch with a manifest.
+    """Drains ``topic`` up to the high watermarks seen at start into the lake's Delta tables
+    ``bronze/<dataset>`` (valid events) and ``bronze/<dataset>_quarantine`` (refused records, with
+    their reason), partitioned by arrival ``date``/``hour``.
 
     ``partitions`` limits it to a set of partitions, so the drain can be mapped:
     ``KafkaDrainOperator.partial(...).expand(partitions=[[0, 3], [1, 4], [2, 5]])`` runs one task
     per set in parallel (see :func:`partition_sets`).
 
     The calling thread only consumes; ``workers`` threads (default: one per core, at most 4)
-    parse and encode batches in parallel while tasks upload them, committing each partition's
-    batches in offset order. Memory is bounded by ``buffer_max_bytes`` (open batches),
-    ``batch_max_bytes`` per batch on its way, and librdkafka's prefetch settings in the Kafka
-    connection's extra.
+    parse and encode batches in parallel while tasks upload them; the uploaded batches of every
+    partition are committed together, at most once per ``commit_interval_ms``, each partition's in
+    offset order. Memory is bounded by ``buffer_max_bytes`` (open batches), ``batch_max_bytes``
+    per batch on its way, and librdkafka's prefetch settings in the Kafka connection's extra.
 
-    ``file_format="ndjson"`` writes the records as they came, one JSON line each with their Kafka
-    coordinates, instead of typed Parquet; the stager types them on the way in.
+    ``raw=True`` also keeps each record's bytes, as they came, in the ``raw`` column.
 
-    Resumes from the lake's manifests, so a re-run after any failure neither loses nor repeats
-    an offset. Bad records go to ``quarantine/`` with a reason. Returns a summary XCom: rows,
-    files, quarantined by reason, offset ranges, lag left.
+    Records that Kafka's retention deleted before they were drained fail the task with the
+    partitions and offsets named, unless ``allow_data_loss=True`` (then they are skipped and
+    counted in ``lost_to_retention``). A partition whose lake offset is above its high watermark
+    (the topic was deleted and created again) fails the task unless ``reset_offsets=True``.
+
+    Each commit carries a Delta txn per topic-partition (``<topic>/<partition>``, version = the
+    next offset) and happens only if the txn is where this drain expects it: a re-run after any
+    failure resumes from the txns, and drains racing on one partition cannot both commit a
+    range (the loser leaves the partition to the winner, and its files never become visible).
+    Returns a summary XCom: rows, files, quarantined by reason, offset ranges, commits, lag left.
     """
 
-    template_fields: Sequence[str] = ("topic", "lake_url", "group_id", "partitions", "max_records", "max_seconds")
+    template_fields: Sequence[str] = ("topic", "lake_url", "group_id", "partitions", "max_records", "max_seconds", "dataset")
     ui_color = "#E8F5E9"
 
     def __init__(
@@ -79,17 +90,20 @@ class KafkaDrainOperator(BaseOperator):
         lake_conn_id: str | None = LakeHook.default_conn_name,
         topic: str = "spotify_events",
         dataset: str = "spotify_events",
-        file_format: str = "parquet",
+        raw: bool = False,
         group_id: str = "spotify-pipeline-drain",
         partitions: list[int] | None = None,
         batch_max_records: int | None = None,
         batch_max_bytes: int | None = None,
         buffer_max_bytes: int | None = None,
         workers: int | None = None,
+        commit_interval_ms: int | None = None,
         max_records: int | None = None,
         max_seconds: float | None = None,
         idle_timeout_s: int = 60,
         timeout_s: int = 30,
+        allow_data_loss: bool = False,
+        reset_offsets: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,9 +112,7 @@ class KafkaDrainOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
         self.topic = topic
         self.dataset = dataset
-        if file_format not in ("parquet", "ndjson"):
-            raise ValueError(f"file_format must be parquet or ndjson, got {file_format!r}")
-        self.file_format = file_format
+        self.raw = raw
         self.group_id = group_id
         self.partitions = partitions
         # None leaves the core's default (README, "KafkaDrainOperator"), so it is written once.
@@ -109,11 +121,14 @@ class KafkaDrainOperator(BaseOperator):
             "batch_max_bytes": batch_max_bytes,
             "buffer_max_bytes": buffer_max_bytes,
             "workers": workers,
+            "commit_interval_ms": commit_interval_ms,
         }
         self.max_records = max_records
         self.max_seconds = max_seconds
         self.idle_timeout_s = idle_timeout_s
         self.timeout_s = timeout_s
+        self.allow_data_loss = allow_data_loss
+        self.reset_offsets = reset_offsets
 
     def execute(self, context: Context) -> dict[str, Any]:
         kafka = SpotifyKafkaHook(self.kafka_conn_id).kafka_config(self.topic, self.timeout_s)
@@ -122,20 +137,26 @@ class KafkaDrainOperator(BaseOperator):
             "group_id": self.group_id,
             "partitions": [int(p) for p in (self.partitions or [])],
             "dataset": self.dataset,
-            "format": self.file_format,
+            "raw": bool(self.raw),
             **{k: v for k, v in self.tuning.items() if v is not None},
             "max_records": int(self.max_records) if self.max_records not in (None, "") else None,
             "max_seconds": float(self.max_seconds) if self.max_seconds not in (None, "") else None,
             "idle_timeout_s": self.idle_timeout_s,
+            "allow_data_loss": bool(self.allow_data_loss),
+            "reset_offsets": bool(self.reset_offsets),
         }
         self.log.info("Draining %s into %s", self.topic, self.lake_url)
         summary = _core.drain(kafka, lake, options, log_progress(self.log))
         for w in summary["warnings"]:
             self.log.warning("%s", w)
         self.log.info(
-            "Drained %s rows into %d batches; quarantined %s %s",
-            f"{summary['rows']:,}", len(summary["batches"]), f"{summary['quarantined']:,}", summary["quarantined_by_reason"],
+            "Drained %s rows in %d batches, %d Delta commits (%.1f/s); quarantined %s %s",
+            f"{summary['rows']:,}", len(summary["batches"]), summary["commits"], summary["commits_per_s"],
+            f"{summary['quarantined']:,}", summary["quarantined_by_reason"],
         )
+        left = [p["partition"] for p in summary["partitions"] if p["left_to_other_drain"]]
+        if left:
+            self.log.info("Partitions %s were being drained by another run, which committed first: left to it", left)
         files = summary.pop("files")
         summary["files_total"] = len(files)
         summary["files"] = files[:MAX_FILES_IN_XCOM]

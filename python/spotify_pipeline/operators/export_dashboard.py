@@ -7,7 +7,6 @@ Airflow and no warehouse behind it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -15,9 +14,10 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from spotify_pipeline import _core
-from spotify_pipeline.dashboard.data import WarehouseBusy, read_dashboard
+from spotify_pipeline.dashboard.read import read_dashboard
 from spotify_pipeline.dashboard.render import render_static
 from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook
+from spotify_pipeline.hooks.duckdb_lock import retry_while_busy
 from spotify_pipeline.hooks.lake import LakeHook
 
 
@@ -58,17 +58,10 @@ class DashboardExportOperator(BaseOperator):
         self.require_data = require_data
 
     def _read(self, path: str) -> dict[str, Any]:
-        deadline = time.monotonic() + self.busy_timeout_s
-        delay = 0.5
-        while True:
-            try:
-                return read_dashboard(path)
-            except WarehouseBusy:
-                if time.monotonic() >= deadline:
-                    raise
-                self.log.info("the warehouse %s is busy (a writer holds it); retrying in %.1f s", path, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10)
+        return retry_while_busy(
+            lambda: read_dashboard(path), delay_s=0.5, max_delay_s=10, timeout_s=self.busy_timeout_s,
+            on_retry=lambda _, delay: self.log.info("the warehouse %s is busy (a writer holds it); retrying in %.1f s", path, delay),
+        )
 
     def execute(self, context: Any) -> dict[str, Any]:
         path = DuckDBWarehouseHook(self.duckdb_conn_id).path

@@ -23,7 +23,7 @@ class SpotifyProducerOperator(BaseOperator):
     ``duration_s``, or both; paced by ``rate_per_s`` or by simulated time at ``speedup``
     (1 = real time), or as fast as the broker allows. ``faults`` injects late, duplicate and
     malformed records at the rates given. With ``lake_url`` set, the catalog (songs, artists,
-    users, subscriptions) is also published to ``reference/`` in the lake for dimension tables.
+    users, subscriptions) is also published to the Delta tables ``reference/<table>`` in the lake, once per catalog.
 
     Returns a summary XCom: records, bytes, per-partition offset ranges, rate, the simulator's
     ground truth (``sim``: valid, duplicates, late, malformed by class) and its settings
@@ -42,15 +42,15 @@ class SpotifyProducerOperator(BaseOperator):
         topic: str = "spotify_events",
         events: int | str | None = 10_000,
         duration_s: float | str | None = None,
-        seed: int | str = 42,
+        seed: int | str | None = None,
         start: str | None = None,
         rate_per_s: float | str | None = None,
         speedup: float | str | None = None,
-        users: int | str = 500,
-        songs: int | str = 2_000,
-        catalog_seed: int = 2026,
-        zipf_s: float = 1.1,
-        sessions_per_user_per_day: float = 3.0,
+        users: int | str | None = None,
+        songs: int | str | None = None,
+        catalog_seed: int | None = None,
+        zipf_s: float | None = None,
+        sessions_per_user_per_day: float | None = None,
         faults: dict[str, Any] | None = None,
         create_topic: bool = True,
         partitions: int = 3,
@@ -100,7 +100,7 @@ class SpotifyProducerOperator(BaseOperator):
         if self.lake_url:
             lake = LakeHook(self.lake_url, self.lake_conn_id).lake_config()
             reference = _core.publish_reference(sim, lake)
-            self.log.info("Published reference data: %s", ", ".join(f["key"] for f in reference["files"]))
+            self.log.info("Reference data (catalog %s): %s", reference["tables"][0]["catalog"], ", ".join(f"{t['table']} {t['rows']} rows{'' if t['published'] else ' (already there)'}" for t in reference["tables"]))
         kafka = SpotifyKafkaHook(self.kafka_conn_id).kafka_config(self.topic, self.timeout_s)
         options = {
             "count": events, "duration_s": optional(self.duration_s, float), "rate_per_s": rate, "speedup": speedup,

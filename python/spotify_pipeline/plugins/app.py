@@ -21,8 +21,9 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from spotify_pipeline.dashboard.data import SnapshotSource, WarehouseBusy
 from spotify_pipeline.dashboard.render import CHART_JS, asset, render_page
+from spotify_pipeline.dashboard.snapshot import SnapshotSource
+from spotify_pipeline.hooks.duckdb_lock import WarehouseBusy
 
 URL_PREFIX = "/spotify-dashboard"
 RESOURCE_NAME = "Spotify Dashboard"

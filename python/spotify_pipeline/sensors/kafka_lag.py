@@ -18,12 +18,12 @@ class KafkaLagSensor(CheckThenDeferSensor):
     """Succeeds when at least ``min_lag`` records of ``topic`` are not in the lake yet, or the
     oldest of them is older than ``max_age_s``: the signal to run a drain.
 
-    Lag is measured against the lake's manifests (what the drain has committed), not consumer
-    group offsets. Deferrable by default: the waiting happens in the triggerer. Returns the lag
+    Lag is measured against the events table's Delta txn versions (what the drain has
+    committed), not consumer-group offsets. Deferrable by default: the waiting happens in the triggerer. Returns the lag
     report as XCom.
     """
 
-    template_fields: Sequence[str] = ("topic", "lake_url", "min_lag", "max_age_s")
+    template_fields: Sequence[str] = ("topic", "lake_url", "min_lag", "max_age_s", "dataset")
     ui_color = "#B3E5FC"
     result_key = "report"
 
@@ -34,6 +34,7 @@ class KafkaLagSensor(CheckThenDeferSensor):
         kafka_conn_id: str = SpotifyKafkaHook.default_conn_name,
         lake_conn_id: str | None = LakeHook.default_conn_name,
         topic: str = "spotify_events",
+        dataset: str = "spotify_events",
         min_lag: int | str = 1,
         max_age_s: float | str | None = None,
         timeout_s: int = 30,
@@ -44,6 +45,7 @@ class KafkaLagSensor(CheckThenDeferSensor):
         self.kafka_conn_id = kafka_conn_id
         self.lake_conn_id = lake_conn_id
         self.topic = topic
+        self.dataset = dataset
         self.min_lag = min_lag
         self.max_age_s = max_age_s
         self.timeout_s = timeout_s
@@ -56,10 +58,10 @@ class KafkaLagSensor(CheckThenDeferSensor):
         return None if self.max_age_s in (None, "") else float(self.max_age_s)
 
     def poke(self, context: Context) -> bool:
-        self._result = _core.lag(*self._configs())
+        self._result = _core.lag(*self._configs(), self.dataset)
         self.log.info("lag of %s behind %s: %s records (oldest undrained at %s ms)", self.lake_url, self.topic, self._result["lag"], self._result["oldest_undrained_ms"])
         return lag_reached(self._result, int(self.min_lag), self._max_age())
 
     def make_trigger(self) -> KafkaLagTrigger:
         kafka, lake = self._configs()
-        return KafkaLagTrigger(kafka, lake, int(self.min_lag), self._max_age(), float(self.poke_interval))
+        return KafkaLagTrigger(kafka, lake, int(self.min_lag), self._max_age(), float(self.poke_interval), self.dataset)

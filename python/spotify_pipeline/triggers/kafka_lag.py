@@ -30,8 +30,11 @@ class KafkaLagTrigger(PollingTrigger):
 
     result_key = "report"
 
-    def __init__(self, kafka: dict[str, Any], lake: dict[str, Any], min_lag: int, max_age_s: float | None, poke_interval: float = 30.0) -> None:
+    def __init__(
+        self, kafka: dict[str, Any], lake: dict[str, Any], min_lag: int, max_age_s: float | None, poke_interval: float = 30.0, dataset: str = "spotify_events"
+    ) -> None:
         super().__init__(poke_interval)
+        self.dataset = dataset
         self.kafka = kafka
         self.lake = lake
         self.min_lag = min_lag
@@ -40,11 +43,14 @@ class KafkaLagTrigger(PollingTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "spotify_pipeline.triggers.kafka_lag.KafkaLagTrigger",
-            {"kafka": self.kafka, "lake": self.lake, "min_lag": self.min_lag, "max_age_s": self.max_age_s, "poke_interval": self.poke_interval},
+            {
+                "kafka": self.kafka, "lake": self.lake, "min_lag": self.min_lag, "max_age_s": self.max_age_s,
+                "poke_interval": self.poke_interval, "dataset": self.dataset,
+            },
         )
 
     def check(self) -> dict[str, Any]:
-        return _core.lag(self.kafka, self.lake)
+        return _core.lag(self.kafka, self.lake, self.dataset)
 
     def is_ready(self, report: dict[str, Any]) -> bool:
         return lag_reached(report, self.min_lag, self.max_age_s)

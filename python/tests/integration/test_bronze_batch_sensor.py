@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from reconcile import committed_bronze
 from spotify_pipeline import _core
 from spotify_pipeline.operators.stage import StageToWarehouseOperator
 from spotify_pipeline.sensors import BronzeBatchSensor
@@ -32,15 +33,15 @@ def test_sensor_and_trigger_follow_the_ledger(stack, topic, lake_prefix, tmp_pat
     kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
     wh = {"conn_type": "duckdb", "path": db, "schema": "bronze", "table": "spotify_events"}
     _core.produce(kafka, SIM, {"count": 2_000})
-    drained = _core.drain(kafka, lake, DRAIN)
-    n = len(drained["batches"])
+    _core.drain(kafka, lake, DRAIN)
+    n = len(set(committed_bronze(stack, lake_prefix, topic).column("file_key").to_pylist()))
 
-    # Before any load (no database file yet): every committed batch is pending.
-    sensor = BronzeBatchSensor(task_id="bb", topic=topic, lake_url=lake["url"], lake_conn_id="lake_bb", warehouse_conn_id="duckdb_bb", min_batches=n)
-    assert sensor.execute(context={}) == unloaded_batches(lake, topic, wh)
+    # Before any load (no database file yet): every committed file is pending.
+    sensor = BronzeBatchSensor(task_id="bb", lake_url=lake["url"], lake_conn_id="lake_bb", warehouse_conn_id="duckdb_bb", min_batches=n)
+    assert sensor.execute(context={}) == unloaded_batches(lake, "spotify_events", wh)
     assert sensor.execute(context={})["batches"] == n and sensor.execute(context={})["rows"] == 2_000
 
-    StageToWarehouseOperator(task_id="stage", topic=topic, lake_url=lake["url"], lake_conn_id="lake_bb", warehouse_conn_id="duckdb_bb").execute(context={})
+    StageToWarehouseOperator(task_id="stage", lake_url=lake["url"], lake_conn_id="lake_bb", warehouse_conn_id="duckdb_bb").execute(context={})
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(context={})
     path, kwargs = deferred.value.trigger.serialize()
@@ -50,7 +51,7 @@ def test_sensor_and_trigger_follow_the_ledger(stack, topic, lake_prefix, tmp_pat
         return await asyncio.wait_for(anext(trigger.run()), timeout)
 
     with pytest.raises(TimeoutError):  # all loaded: it waits
-        asyncio.run(first_event(BronzeBatchTrigger(lake, topic, wh, 1, 0.2), 2))
+        asyncio.run(first_event(BronzeBatchTrigger(lake, "spotify_events", wh, 1, 0.2), 2))
 
     # A writer holds the DuckDB file: the check reports "busy", and the trigger keeps waiting.
     writer = subprocess.Popen(
@@ -59,14 +60,14 @@ def test_sensor_and_trigger_follow_the_ledger(stack, topic, lake_prefix, tmp_pat
     )
     try:
         assert writer.stdout.readline().strip() == "locked"
-        assert unloaded_batches(lake, topic, wh) is None
+        assert unloaded_batches(lake, "spotify_events", wh) is None
         _core.produce(kafka, {**SIM, "seed": 42}, {"count": 600})
         _core.drain(kafka, lake, DRAIN)
         with pytest.raises(TimeoutError):
-            asyncio.run(first_event(BronzeBatchTrigger(lake, topic, wh, 1, 0.2), 2))
+            asyncio.run(first_event(BronzeBatchTrigger(lake, "spotify_events", wh, 1, 0.2), 2))
     finally:
         writer.kill()
         writer.wait()
     time.sleep(0.2)
-    event = asyncio.run(first_event(BronzeBatchTrigger(lake, topic, wh, 1, 0.2), 30))
+    event = asyncio.run(first_event(BronzeBatchTrigger(lake, "spotify_events", wh, 1, 0.2), 30))
     assert event.payload["status"] == "ready" and event.payload["pending"]["rows"] == 600

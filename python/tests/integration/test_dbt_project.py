@@ -17,7 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from reconcile import committed_bronze, manifests
+from reconcile import committed_bronze
+from reconcile import quarantined as quarantined_records
 from spotify_pipeline import _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
@@ -161,7 +162,7 @@ def test_dbt_project_on_the_real_stack(stack, topic, lake_prefix, tmp_path, monk
             "faults": {"duplicate_rate": 0.03, "malformed_rate": 0.005, "late_rate": 0.05, "max_late_ms": 7_200_000}}
 
     def stage() -> dict:
-        return StageToWarehouseOperator(task_id="stage", topic=topic, lake_url=lake["url"], lake_conn_id="lake_dbt",
+        return StageToWarehouseOperator(task_id="stage", lake_url=lake["url"], lake_conn_id="lake_dbt",
                                         warehouse_conn_id="duckdb_dbt").execute(context={})
 
     def build(conn: str = "duckdb_dbt", **kwargs) -> dict:
@@ -169,12 +170,11 @@ def test_dbt_project_on_the_real_stack(stack, topic, lake_prefix, tmp_path, monk
                                 target_path=str(tmp_path / "target"), **kwargs).execute(context={})
 
     def check(duplicates: int, quarantined: int) -> dict:
-        ms = manifests(stack, lake_prefix, topic)
+        refused = quarantined_records(stack, lake_prefix, topic)
         by_reason: dict[str, int] = {}
-        for m in ms:
-            for k, v in m.get("quarantined_by_reason", {}).items():
-                by_reason[k] = by_reason.get(k, 0) + v
-        assert sum(m["quarantined"] for m in ms) == quarantined
+        for r in refused:
+            by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
+        assert len(refused) == quarantined
         return check_gold_kpis(str(db), committed_bronze(stack, lake_prefix, topic), quarantined,
                                quarantined_by_reason=by_reason, duplicates=duplicates)
 

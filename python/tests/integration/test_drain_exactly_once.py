@@ -1,6 +1,7 @@
-"""Exactly-once draining, whatever kills it: kill -9 at random moments, MinIO and the broker
-restarted mid-drain. After re-runs, every produced (partition, offset) is in the committed bronze
-files exactly once."""
+"""Exactly-once draining, whatever kills it and however many drains race: kill -9 at random
+moments, MinIO and the broker restarted mid-drain, three drains at once on one topic. After
+re-runs, every produced (partition, offset) is in the bronze Delta table exactly once, read by an
+independent reader of `_delta_log` (tests/delta_reader.py), not by delta-rs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import committed_bronze, duplicates, manifests
+from reconcile import bronze_commits, committed_bronze, duplicates, quarantined, txn_versions
 from spotify_pipeline import _core
 
 pytestmark = pytest.mark.integration
@@ -21,13 +22,13 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 SIM = {"seed": 21, "start_ms": 1_772_323_200_000, "users": 2_000, "songs": 2_000}
 # Small batches: many commits per second, so kills land between and inside them.
-DRAIN = {"group_id": "kill-tests", "dataset": "spotify_events", "batch_max_records": 1_000, "batch_max_bytes": 64 << 20, "idle_timeout_s": 60}
-DRAIN_SCRIPT = "import json, sys\nfrom spotify_pipeline import _core\n_core.drain(*(json.loads(a) for a in sys.argv[1:4]))\n"
+DRAIN = {"group_id": "kill-tests", "batch_max_records": 1_000, "batch_max_bytes": 64 << 20, "idle_timeout_s": 60, "commit_interval_ms": 100}
+DRAIN_SCRIPT = "import json, sys\nfrom spotify_pipeline import _core\nprint(json.dumps(_core.drain(*(json.loads(a) for a in sys.argv[1:4]))))\n"
 
 
-def start_drain(stack, topic, lake_prefix) -> subprocess.Popen:
-    args = [json.dumps(stack.kafka(topic)), json.dumps(stack.lake(lake_prefix)), json.dumps(DRAIN)]
-    return subprocess.Popen([sys.executable, "-c", DRAIN_SCRIPT, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start_drain(stack, topic, lake_prefix, **options) -> subprocess.Popen:
+    args = [json.dumps(stack.kafka(topic)), json.dumps(stack.lake(lake_prefix)), json.dumps({**DRAIN, **options})]
+    return subprocess.Popen([sys.executable, "-c", DRAIN_SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def assert_exactly_once(stack, topic, lake_prefix, produced: list[dict]) -> None:
@@ -36,13 +37,16 @@ def assert_exactly_once(stack, topic, lake_prefix, produced: list[dict]) -> None
     assert duplicates(coords) == {}, "an offset is in bronze twice"
     expected = {(p["partition"], o) for s in produced for p in s["partitions"] for o in range(p["first_offset"], p["last_offset"] + 1)}
     assert set(coords) == expected, f"{len(expected - set(coords))} offsets missing, {len(set(coords) - expected)} unexpected"
-    # The manifests tile each partition's offsets with no gap and no overlap.
-    by_partition: dict[int, list[dict]] = {}
-    for m in manifests(stack, lake_prefix, topic):
-        by_partition.setdefault(m["partition"], []).append(m)
-    for ms in by_partition.values():
-        ms.sort(key=lambda m: m["start_offset"])
-        assert all(a["end_offset"] + 1 == b["start_offset"] for a, b in zip(ms, ms[1:]))
+    # Each partition's txn is its high watermark, and every commit moved it forward.
+    ends = {p["partition"]: p["last_offset"] + 1 for s in produced for p in s["partitions"]}
+    assert txn_versions(stack, lake_prefix) == {f"{topic}/{p}": max(e for q, e in ends.items() if q == p) for p in ends}
+    seen: dict[str, int] = {}
+    for version, actions in bronze_commits(stack, lake_prefix):
+        for a in actions:
+            if "txn" in a:
+                app, v = a["txn"]["appId"], a["txn"]["version"]
+                assert v > seen.get(app, -1), f"version {version} moved {app} back to {v}"
+                seen[app] = v
 
 
 def test_twenty_kill9s_then_rerun_leave_every_offset_exactly_once(stack, topic, lake_prefix):
@@ -60,7 +64,7 @@ def test_twenty_kill9s_then_rerun_leave_every_offset_exactly_once(stack, topic, 
             assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
             # It finished: give the next run a backlog to be killed in.
             produced.append(_core.produce(stack.kafka(topic), {**SIM, "seed": 100 + kills}, {"count": 100_000}))
-        n = len(manifests(stack, lake_prefix, topic))
+        n = len(bronze_commits(stack, lake_prefix))
         grew += n > commits_seen
         commits_seen = n
     assert grew >= 10, "most kills should come after some progress, or the test proves little"
@@ -71,7 +75,7 @@ def test_twenty_kill9s_then_rerun_leave_every_offset_exactly_once(stack, topic, 
 
 @pytest.mark.parametrize("server", ["minio", "kafka"])
 def test_a_server_restarted_mid_drain_loses_and_repeats_nothing(stack, topic, lake_prefix, server):
-    produced = [_core.produce(stack.kafka(topic), SIM, {"count": 150_000})]
+    produced = [_core.produce(stack.kafka(topic), SIM, {"count": 800_000})]
     proc = start_drain(stack, topic, lake_prefix)
     time.sleep(1.0)
     assert proc.poll() is None, "the drain finished before the restart; raise the backlog"
@@ -81,3 +85,46 @@ def test_a_server_restarted_mid_drain_loses_and_repeats_nothing(stack, topic, la
     final = _core.drain(stack.kafka(topic), stack.lake(lake_prefix), DRAIN)
     assert all(p["lag"] == 0 for p in final["partitions"])
     assert_exactly_once(stack, topic, lake_prefix, produced)
+
+
+def test_three_drains_racing_on_one_topic_commit_every_offset_once(stack, topic, lake_prefix, tmp_path):
+    """Three drains at once on the same partitions, each cutting its own batches: every range is
+    committed by exactly one of them (the others leave the partition), in both tables; then a
+    stage loads the warehouse with every offset once."""
+    sim = {**SIM, "faults": {"malformed_rate": 0.01}}
+    produced = [_core.produce(stack.kafka(topic), sim, {"count": 400_000})]
+    procs = [start_drain(stack, topic, lake_prefix, batch_max_records=n, group_id=f"race-{n}") for n in (700, 1_300, 2_900)]
+    summaries = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+        summaries.append(json.loads(out))
+    # It was a race: more than one drain committed ranges, and some left partitions to others.
+    assert sum(s["rows"] > 0 for s in summaries) >= 2, [s["rows"] for s in summaries]
+    # Whatever the race left, a last drain has nothing more to do, or finishes the job.
+    _core.drain(stack.kafka(topic), stack.lake(lake_prefix), DRAIN)
+    bronze = committed_bronze(stack, lake_prefix, topic)
+    refused = quarantined(stack, lake_prefix, topic)
+    coords = list(zip(bronze.column("kafka_partition").to_pylist(), bronze.column("kafka_offset").to_pylist()))
+    coords += [(r["kafka_partition"], r["kafka_offset"]) for r in refused]
+    assert duplicates(coords) == {}, "an offset is in bronze or quarantine twice"
+    expected = {(p["partition"], o) for s in produced for p in s["partitions"] for o in range(p["first_offset"], p["last_offset"] + 1)}
+    assert set(coords) == expected
+    assert len(refused) == produced[0]["sim"]["malformed"], "every malformed record is quarantined once"
+    assert sum(s["rows"] + s["quarantined"] for s in summaries) <= len(expected), "the drains together committed no offset twice"
+
+    # The warehouse gets every (partition, offset) once.
+    import duckdb
+    from spotify_pipeline.operators.stage import StageToWarehouseOperator
+
+    db = tmp_path / "wh.duckdb"
+    import os
+    os.environ["AIRFLOW_CONN_LAKE_RACE"] = json.dumps({"conn_type": "aws", "login": stack.access_key, "password": stack.secret_key, "extra": {"endpoint_url": stack.s3_endpoint}})
+    os.environ["AIRFLOW_CONN_DUCKDB_RACE"] = json.dumps({"conn_type": "duckdb", "extra": {"path": str(db)}})
+    stage = StageToWarehouseOperator(task_id="stage", lake_url=stack.lake(lake_prefix)["url"], lake_conn_id="lake_race", warehouse_conn_id="duckdb_race", load_reference=False)
+    stage.execute(context={})
+    assert stage.execute(context={})["files"] == 0, "a second stage loads nothing"
+    with duckdb.connect(str(db), read_only=True) as con:
+        loaded = con.execute("select kafka_partition, kafka_offset from bronze.spotify_events").fetchall()
+        loaded += con.execute("select kafka_partition, kafka_offset from bronze.spotify_events_quarantine").fetchall()
+    assert duplicates(loaded) == {} and set(loaded) == expected

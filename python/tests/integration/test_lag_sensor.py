@@ -1,4 +1,4 @@
-"""KafkaLagSensor and its trigger on the real stack: lag measured against the lake's manifests."""
+"""KafkaLagSensor and its trigger on the real stack: lag measured against the bronze table's Delta txn versions."""
 
 from __future__ import annotations
 

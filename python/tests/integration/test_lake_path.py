@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 import spotify_pipeline as sp
-from reconcile import committed_bronze, duplicates, list_keys, manifests, quarantined
+from reconcile import bronze_commits, committed_bronze, duplicates, list_keys, quarantined
 from spotify_pipeline import _core
 from spotify_pipeline.operators.stage import StageToWarehouseOperator
 
@@ -38,7 +38,7 @@ def stage(monkeypatch, stack, lake_prefix, topic, db_path) -> dict:
     monkeypatch.setenv("AIRFLOW_CONN_DUCKDB_TEST", json.dumps({"conn_type": "duckdb", "extra": {"path": str(db_path)}}))
     op = StageToWarehouseOperator(
         task_id="stage", lake_url=f"s3://{stack.bucket}/{lake_prefix}", lake_conn_id="lake_test",
-        warehouse_conn_id="duckdb_test", topic=topic,
+        warehouse_conn_id="duckdb_test",
     )
     return op.execute(context={})
 
@@ -59,12 +59,14 @@ def test_every_layer_reconciles_by_event_id(stack, topic, lake_prefix, tmp_path,
     # (partition, offset) covers exactly what the producer acknowledged.
     coords = sorted(zip(bronze.column("kafka_partition").to_pylist(), bronze.column("kafka_offset").to_pylist()))
     assert coords == sorted((p["partition"], o) for p in produced["partitions"] for o in range(p["first_offset"], p["last_offset"] + 1))
-    # Each file sits in the date/hour partition of its events.
-    for key, ts in zip(bronze.column("file_key").to_pylist(), bronze.column("event_ts").to_pylist()):
-        assert f"date={ts:%Y-%m-%d}/hour={ts:%H}/" in key
-    # No file outside a manifest.
-    listed = {f["key"] for m in manifests(stack, lake_prefix, topic) for f in m["files"]}
-    on_disk = {k.removeprefix(f"{lake_prefix}/") for k in list_keys(stack.s3(), stack.bucket, f"{lake_prefix}/bronze/spotify_events/")}
+    # Each file sits in the date/hour partition of its records' arrival (Kafka timestamp), not
+    # of their event time: the simulated events span days, the drain wrote one or two hours.
+    for key, ts, date, hour in zip(*(bronze.column(c).to_pylist() for c in ("file_key", "kafka_ts", "date", "hour"))):
+        assert (f"{ts:%Y-%m-%d}", ts.hour) == (date, hour) and f"date={date}/hour={hour}/" in key
+    assert len({(d, h) for d, h in zip(bronze.column("date").to_pylist(), bronze.column("hour").to_pylist())}) <= 2
+    # No data file that no commit adds (a clean drain leaves no orphan).
+    listed = set(bronze.column("file_key").to_pylist())
+    on_disk = {k.removeprefix(f"{lake_prefix}/") for k in list_keys(stack.s3(), stack.bucket, f"{lake_prefix}/bronze/spotify_events/") if "/_delta_log/" not in k}
     assert listed == on_disk
 
     # Exactly once: a second drain finds nothing; new records are drained once.
@@ -76,20 +78,23 @@ def test_every_layer_reconciles_by_event_id(stack, topic, lake_prefix, tmp_path,
     bronze = committed_bronze(stack, lake_prefix, topic)
     assert sorted(bronze.column("event_id").to_pylist()) == sorted(expected_ids(SIM, n1) + expected_ids(sim2, n2))
 
-    # Warehouse: same rows, same ids, one ledger entry per manifest; a re-run loads nothing.
+    # Warehouse: same rows, same ids, one file-ledger row per data file, the version ledger at
+    # the table's last version; a re-run loads nothing.
     db = tmp_path / "wh.duckdb"
     first = stage(monkeypatch, stack, lake_prefix, topic, db)
-    n_batches = len(manifests(stack, lake_prefix, topic))
-    assert (first["rows"], first["batches"], first["skipped_already_loaded"]) == (n1 + n2, n_batches, 0)
+    n_files = len(set(bronze.column("file_key").to_pylist()))
+    last_version = bronze_commits(stack, lake_prefix)[-1][0]
+    assert (first["rows"], first["files"], first["versions"]["events"]) == (n1 + n2, n_files, [0, last_version])
     second = stage(monkeypatch, stack, lake_prefix, topic, db)
-    assert (second["rows"], second["batches"], second["skipped_already_loaded"]) == (0, 0, n_batches)
+    assert (second["rows"], second["files"], second["versions"]) == (0, 0, {})
     with duckdb.connect(str(db), read_only=True) as con:
         wh_ids = [r[0] for r in con.execute("select event_id from bronze.spotify_events").fetchall()]
-        ledger = con.execute("select count(*), sum(rows) from bronze._loads").fetchone()
+        ledger = con.execute("select count(*), sum(rows) from bronze._loads where table_name = 'events'").fetchone()
+        versions = con.execute("select max(last_version) from bronze._load_versions where table_name = 'events'").fetchone()[0]
         files = con.execute("select count(distinct source_file) from bronze.spotify_events").fetchone()[0]
     assert sorted(wh_ids) == sorted(bronze.column("event_id").to_pylist())
-    assert ledger == (n_batches, n1 + n2)
-    assert files == len(set(bronze.column("file_key").to_pylist()))
+    assert ledger == (n_files, n1 + n2) and versions == last_version
+    assert files == n_files
 
 
 def test_bad_records_are_quarantined_with_reasons(stack, topic, lake_prefix):
@@ -122,7 +127,7 @@ def test_bad_records_are_quarantined_with_reasons(stack, topic, lake_prefix):
 
     q = quarantined(stack, lake_prefix, topic)
     assert sorted(r["reason"] for r in q) == sorted(k for k, v in bad.items() for _ in v)
-    assert all({"partition", "offset", "detail"} <= r.keys() for r in q)
+    assert all({"kafka_partition", "kafka_offset", "detail"} <= r.keys() for r in q)
     assert [r for r in q if r["reason"] == "not_utf8"][0]["payload_base64"] == "eyJldmVudF9pZCI6ICL//iJ9"
     bronze = committed_bronze(stack, lake_prefix, topic)
     extra = [json.loads(x) for i, x in zip(bronze.column("event_id").to_pylist(), bronze.column("extra_fields").to_pylist()) if i == "with-extra"]
@@ -148,7 +153,7 @@ def test_wrong_lake_endpoint_fails_fast_with_a_clear_error(stack, topic):
     with pytest.raises(sp.LakeError, match="cannot reach the lake"):
         _core.drain(stack.kafka(topic), lake, DRAIN)
     with pytest.raises(sp.LakeError):
-        _core.pending_batches(lake, topic, [])
+        _core.pending_versions(lake, "spotify_events", -1, -1)
     assert time.monotonic() - started < 60
 
 
@@ -157,35 +162,28 @@ def test_draining_a_missing_topic_says_so(stack, lake_prefix):
         _core.drain(stack.kafka("no_such_topic_here"), stack.lake(lake_prefix), DRAIN)
 
 
-def test_ndjson_bronze_keeps_records_as_they_came_and_stages_typed(stack, topic, lake_prefix, tmp_path, monkeypatch):
+def test_the_raw_option_keeps_each_record_as_it_came_and_stages_typed(stack, topic, lake_prefix, tmp_path, monkeypatch):
     n = 3_000
     sim = {**SIM, "faults": {"malformed_rate": 0.01, "duplicate_rate": 0.01}}
     records = _core.simulate(sim, n)
     produced = _core.produce(stack.kafka(topic), sim, {**PRODUCE, "count": n})
-    drained = _core.drain(stack.kafka(topic), stack.lake(lake_prefix), {**DRAIN, "format": "ndjson"})
+    drained = _core.drain(stack.kafka(topic), stack.lake(lake_prefix), {**DRAIN, "raw": True})
     assert drained["rows"] == produced["sim"]["valid"] and drained["quarantined_by_reason"] == produced["sim"]["malformed_by_class"]
-    s3 = stack.s3()
-    lines = []
-    for m in manifests(stack, lake_prefix, topic):
-        for f in m["files"]:
-            assert f["key"].endswith(".ndjson")
-            body = s3.get_object(Bucket=stack.bucket, Key=f"{lake_prefix}/{f['key']}")["Body"].read()
-            lines += [json.loads(x) for x in body.splitlines()]
-    # Each record exactly as produced, with its coordinates.
-    by_id = {}
-    for kind, r in records:
-        if not kind.startswith("malformed"):
-            by_id[json.loads(r)["event_id"]] = json.loads(r)
-    assert sorted(x["event"]["event_id"] for x in lines) == sorted(json.loads(r)["event_id"] for k, r in records if not k.startswith("malformed"))
-    assert all(x["event"] == by_id[x["event"]["event_id"]] and x["kafka_topic"] == topic for x in lines)
-    coords = [(x["kafka_partition"], x["kafka_offset"]) for x in lines]
+    bronze = committed_bronze(stack, lake_prefix, topic)
+    # Each record's bytes exactly as produced, beside its typed columns and coordinates.
+    produced_bytes = sorted(r for kind, r in records if not kind.startswith("malformed"))
+    assert sorted(bronze.column("raw").to_pylist()) == produced_bytes
+    assert all(json.loads(raw)["event_id"] == eid for raw, eid in zip(bronze.column("raw").to_pylist(), bronze.column("event_id").to_pylist()))
+    coords = list(zip(bronze.column("kafka_partition").to_pylist(), bronze.column("kafka_offset").to_pylist()))
     assert duplicates(coords) == {}
 
     db = tmp_path / "wh.duckdb"
     staged = stage(monkeypatch, stack, lake_prefix, topic, db)
-    assert staged["rows"] == len(lines)
+    assert staged["rows"] == bronze.num_rows
     with duckdb.connect(str(db), read_only=True) as con:
         wh = sorted(con.execute("select kafka_partition, kafka_offset from bronze.spotify_events").fetchall())
-        typed = con.execute("select typeof(event_ts), count(distinct source_file) from bronze.spotify_events group by 1").fetchall()
+        typed = con.execute("select typeof(event_ts), typeof(raw), count(distinct source_file) from bronze.spotify_events group by all").fetchall()
+        raws = sorted(r[0] for r in con.execute("select raw from bronze.spotify_events").fetchall())
     assert wh == sorted(coords)
-    assert typed[0][0] == "TIMESTAMP" and typed[0][1] == sum(len(m["files"]) for m in manifests(stack, lake_prefix, topic))
+    assert typed[0][:2] == ("TIMESTAMP", "BLOB") and typed[0][2] == len(set(bronze.column("file_key").to_pylist()))
+    assert raws == produced_bytes

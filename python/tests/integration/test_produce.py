@@ -3,14 +3,12 @@ pacing and bounds, reference data in the lake, and the command line."""
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
 import time
 from collections import Counter
 
-import pyarrow.parquet as pq
 import pytest
 
 import spotify_pipeline as sp
@@ -63,24 +61,32 @@ def test_pacing_and_bounds(stack, topic):
         _core.produce(stack.kafka(topic), SIM, {"count": 1, "rate_per_s": 1, "speedup": 1})
 
 
-def test_reference_data_is_published_to_the_lake(stack, lake_prefix):
+def test_reference_data_is_published_once_as_delta_tables(stack, lake_prefix):
+    from delta_reader import S3Store, load_snapshot, read_table
+
     first = _core.publish_reference(SIM, stack.lake(lake_prefix))
-    keys = {f["key"].split("/")[1]: f for f in first["files"]}
-    assert set(keys) == {"songs", "artists", "users", "subscriptions"}
-    s3 = stack.s3()
-    songs = pq.read_table(io.BytesIO(s3.get_object(Bucket=stack.bucket, Key=f"{lake_prefix}/{keys['songs']['key']}")["Body"].read()))
-    users = pq.read_table(io.BytesIO(s3.get_object(Bucket=stack.bucket, Key=f"{lake_prefix}/{keys['users']['key']}")["Body"].read()))
+    catalog = f"{2026}-{SIM['songs']}-{SIM['users']}"
+    assert {t["table"]: (t["catalog"], t["published"]) for t in first["tables"]} == {
+        name: (catalog, True) for name in ("songs", "artists", "users", "subscriptions")
+    }
+    # Read back by the independent reader: one file per table, partitioned by catalog.
+    store = S3Store(stack.s3(), stack.bucket, lake_prefix)
+    songs = read_table(store, "reference/songs")
+    users = read_table(store, "reference/users")
     assert songs.num_rows == SIM["songs"] and users.num_rows == SIM["users"]
+    assert set(songs.column("catalog").to_pylist()) == {catalog}
     assert {"song_id", "artist_id", "genre", "release_date", "is_new_release"} <= set(songs.column_names)
     # Every song an event names is in the reference table, with the same artist.
     ref = dict(zip(songs.column("song_id").to_pylist(), songs.column("artist_id").to_pylist()))
     for _, r in _core.simulate(SIM, 2_000):
         e = json.loads(r)
         assert ref[e["song_id"]] == e["artist_id"]
-    # Publishing again writes the same bytes to the same keys.
-    etag = s3.head_object(Bucket=stack.bucket, Key=f"{lake_prefix}/{keys['songs']['key']}")["ETag"]
-    assert _core.publish_reference(SIM, stack.lake(lake_prefix)) == first
-    assert s3.head_object(Bucket=stack.bucket, Key=f"{lake_prefix}/{keys['songs']['key']}")["ETag"] == etag
+    # Publishing again adds nothing: the catalog's txn says it is there.
+    version = load_snapshot(store, "reference/songs").version
+    again = _core.publish_reference(SIM, stack.lake(lake_prefix))
+    assert [t["published"] for t in again["tables"]] == [False] * 4
+    assert load_snapshot(store, "reference/songs").version == version
+    assert read_table(store, "reference/songs").num_rows == SIM["songs"]
 
 
 def test_command_line_producer(stack, topic):

@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from reconcile import committed_bronze, quarantined
+from reconcile import bronze_commits, committed_bronze, quarantined
 from spotify_pipeline import _core
 from spotify_pipeline.hooks.snowflake import SnowflakeWarehouseHook
 from spotify_pipeline.operators.stage import StageToWarehouseOperator
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 SIM = {"seed": 51, "start_ms": 1_772_323_200_000, "users": 200, "songs": 500,
        "faults": {"malformed_rate": 0.03, "duplicate_rate": 0.02, "late_rate": 0.02, "max_late_ms": 3_600_000}}
-DRAIN = {"group_id": "snowflake-tests", "batch_max_records": 700}
+DRAIN = {"group_id": "snowflake-tests", "batch_max_records": 700, "commit_interval_ms": 0}
 
 
 @pytest.fixture
@@ -56,12 +56,12 @@ def test_snowflake_path_loads_exactly_once_with_quarantine_and_reference(stack, 
     _core.publish_reference(SIM, lake)
     produced = _core.produce(kafka, SIM, {"count": 4_000})
     drained = _core.drain(kafka, lake, DRAIN)
-    assert len(drained["batches"]) >= 4 and drained["quarantined"] > 0
+    assert len(drained["batches"]) >= 4 and drained["quarantined"] > 0 and drained["commits"] >= 2
 
     def stage(**kw):
         return StageToWarehouseOperator(
-            task_id="stage", topic=topic, lake_url=lake["url"], lake_conn_id="lake_sf", warehouse_conn_id="snowflake_fake",
-            chunk_batches=2, **kw,
+            task_id="stage", lake_url=lake["url"], lake_conn_id="lake_sf", warehouse_conn_id="snowflake_fake",
+            chunk_versions=1, **kw,
         ).execute(context={})
 
     # A load that fails after COPY INTO rolls back whole: no rows and no ledger entry survive.
@@ -84,7 +84,8 @@ def test_snowflake_path_loads_exactly_once_with_quarantine_and_reference(stack, 
     first = stage()
     bronze = committed_bronze(stack, lake_prefix, topic)
     quarantine = quarantined(stack, lake_prefix, topic)
-    assert first["warehouse"] == "snowflake" and first["batches"] == len(drained["batches"])
+    n_files = len(set(bronze.column("file_key").to_pylist()))
+    assert first["warehouse"] == "snowflake" and first["batches"] == n_files and first["loads"] >= 2
     assert first["rows"] == bronze.num_rows == drained["rows"] and first["quarantined"] == len(quarantine)
 
     # Every committed (partition, offset) is in the warehouse exactly once, with its source file.
@@ -97,14 +98,17 @@ def test_snowflake_path_loads_exactly_once_with_quarantine_and_reference(stack, 
 
     # Quarantine: every refused record with its reason and raw bytes; produced = bronze + quarantined.
     wh_q = rows(snowflake, "SELECT kafka_partition, kafka_offset, reason, payload IS NOT NULL OR payload_base64 IS NOT NULL FROM bronze.spotify_events_quarantine")
-    assert Counter((p, o, r) for p, o, r, _ in wh_q) == Counter((q["partition"], q["offset"], q["reason"]) for q in quarantine)
+    assert Counter((p, o, r) for p, o, r, _ in wh_q) == Counter((q["kafka_partition"], q["kafka_offset"], q["reason"]) for q in quarantine)
     assert all(has_payload for *_, has_payload in wh_q)
     assert Counter(r for _, _, r, _ in wh_q) == Counter(produced["sim"]["malformed_by_class"])
     assert produced["sim"]["records"] == bronze.num_rows + len(quarantine)
 
-    # The ledger matches the manifests; reference tables are there.
-    ledger = rows(snowflake, "SELECT batch_id, rows, quarantined FROM bronze._loads")
-    assert sorted(ledger) == sorted((b["batch_id"], b["rows"], b["quarantined"]) for b in drained["batches"])
+    # The file ledger lists every data file with its rows; the version ledger reaches the tables'
+    # last versions; reference tables are there.
+    ledger = rows(snowflake, "SELECT source_file, rows FROM bronze._loads WHERE table_name = 'events'")
+    assert Counter(dict(ledger)) == Counter(bronze.column("file_key").to_pylist())
+    versions = dict(rows(snowflake, "SELECT table_name, max(last_version) FROM bronze._load_versions GROUP BY table_name"))
+    assert versions["events"] == bronze_commits(stack, lake_prefix)[-1][0]
     assert first["reference"]["songs"] == SIM["songs"] and first["reference"]["users"] == SIM["users"]
     assert rows(snowflake, "SELECT count(*) FROM reference.songs") == [(SIM["songs"],)]
     # The lake key's catalog=<seed>-<songs>-<users> is a column, as in DuckDB (dbt joins on it).
@@ -112,6 +116,6 @@ def test_snowflake_path_loads_exactly_once_with_quarantine_and_reference(stack, 
 
     # Re-run: a no-op, and the reference tables are replaced, not appended to.
     again = stage()
-    assert again["batches"] == 0 and again["skipped_already_loaded"] == len(drained["batches"])
+    assert again["batches"] == 0 and again["versions"] == {}
     assert rows(snowflake, "SELECT count(*) FROM bronze.spotify_events") == [(bronze.num_rows,)]
     assert rows(snowflake, "SELECT count(*) FROM reference.songs") == [(SIM["songs"],)]

@@ -64,6 +64,38 @@ def test_ingest_dag_feeds_the_transform_dag_through_an_asset():
             params.validate()
 
 
+def test_maintenance_dag_compacts_then_vacuums_every_hour_with_the_guard_on():
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.definitions.param import ParamsDict
+
+    from spotify_pipeline.operators import LakeCompactOperator, LakeVacuumOperator
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not [f for f in bag.import_errors if f.endswith("spotify_lake_maintenance.py")], bag.import_errors
+    dag = bag.dags["spotify_lake_maintenance"]
+    assert (dag.schedule, dag.timetable.expression, dag.catchup, dag.max_active_runs) == ("@hourly", "0 * * * *", False, 1)
+    assert [t.task_id for t in dag.topological_sort()] == ["compact", "vacuum"]
+    compact, vacuum = dag.get_task("compact"), dag.get_task("vacuum")
+    assert isinstance(compact, LakeCompactOperator) and isinstance(vacuum, LakeVacuumOperator)
+    assert compact.lake_url == vacuum.lake_url == "{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}"
+    assert {"target_file_bytes", "closed_after_s"} <= set(compact.template_fields)
+    assert {"retention_hours", "dry_run"} <= set(vacuum.template_fields)
+    assert set(dag.params) == {"target_file_bytes", "retention_hours"}
+    for name in dag.params:
+        assert dag.params.get_param(name).description, name
+    assert "dataChange" in dag.doc_md and "guard" in dag.doc_md
+    ParamsDict({**dag.params, "target_file_bytes": 1 << 20, "retention_hours": 1}).validate()
+    # Under 1 h of retention is the core's guard; the form refuses it before the core has to.
+    for bad in ({"retention_hours": 0}, {"target_file_bytes": 1000}):
+        params = ParamsDict(dag.params)
+        with pytest.raises(Exception):
+            params.update(bad)
+            params.validate()
+    # The guard cannot be turned off through the operator.
+    with pytest.raises(TypeError):
+        LakeVacuumOperator(task_id="v", lake_url="s3://b", enforce_retention_guard=False)
+
+
 def test_identifiers_are_validated():
     assert identifier("bronze") == "bronze"
     for bad in ["", "1abc", "x; drop table y", "a.b", "a-b", 'x"']:
@@ -102,7 +134,9 @@ def test_simulation_settings():
     assert now - timedelta(hours=6) < last <= now  # the last session can end in a quiet hour
     assert now.timestamp() * 1000 - cfg["start_ms"] > 86_400_000
     cfg = sim_config(faults={"duplicate_rate": "0.05", "late_rate": None}, now=now)
-    assert cfg["faults"] == {"max_late_ms": 7_200_000, "duplicate_rate": 0.05}
+    # The core's defaults (every rate 0, late by up to 2 h), overridden where set.
+    assert cfg["faults"] == {"max_late_ms": 7_200_000, "duplicate_rate": 0.05, "late_rate": 0.0, "malformed_rate": 0.0}
+    assert {k: v for k, v in cfg.items() if k not in ("faults", "start_ms")} == {k: v for k, v in _core.default_sim_config().items() if k not in ("faults", "start_ms")}
     with pytest.raises(ValueError, match="unknown fault"):
         sim_config(faults={"lose_rate": 0.1})
 
@@ -118,10 +152,10 @@ def test_partition_sets_and_merged_summaries():
     part = lambda p, rows, reasons: {  # noqa: E731
         "topic": "t", "rows": rows, "quarantined": sum(reasons.values()), "quarantined_by_reason": reasons,
         "batches": [{"partition": p}], "partitions": [{"partition": p}], "files_total": 2, "files": ["a", "b"],
-        "bytes": 10, "warnings": [],
+        "bytes": 10, "warnings": [], "lost_to_retention": 0, "commits": 3, "table": "s3://b/bronze/t", "quarantine_table": "s3://b/bronze/t_quarantine",
     }
     merged = merge_drain_summaries([part(1, 5, {"not_utf8": 1}), part(0, 7, {"not_utf8": 2, "oversized": 1})])
-    assert (merged["rows"], merged["quarantined"], merged["files_total"]) == (12, 4, 4)
+    assert (merged["rows"], merged["quarantined"], merged["files_total"], merged["commits"]) == (12, 4, 4, 6)
     assert merged["quarantined_by_reason"] == {"not_utf8": 3, "oversized": 1}
     assert [p["partition"] for p in merged["partitions"]] == [0, 1]
     # Lag: by count, or by the age of the oldest waiting record; never with nothing waiting.

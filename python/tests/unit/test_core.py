@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_errors_form_one_hierarchy():
     with pytest.raises(sp.ConfigError, match="sim"):
         _core.simulate({"seed": "not a number"}, 1)
     with pytest.raises(sp.ConfigError, match="absolute"):
-        _core.pending_batches({"url": "relative/dir", "options": {}}, "t", [])
+        _core.pending_versions({"url": "relative/dir", "options": {}}, "spotify_events", -1, -1)
     # Drain options are checked before any server is contacted (none runs in unit tests).
     kafka = {"client": {"bootstrap.servers": "127.0.0.1:1"}, "topic": "t"}
     for bad in ({"buffer_max_bytes": 0}, {"batch_max_bytes": 0}, {"batch_max_records": 0}):
@@ -65,10 +66,15 @@ def test_errors_form_one_hierarchy():
         _core.drain(kafka, {"url": "file:///tmp/unused-lake"}, {"workers": -1})
 
 
-def test_local_lake_with_no_batches(tmp_path):
+NOTHING_PENDING = {"events_version": -1, "quarantine_version": -1, "events": [], "quarantine": []}
+
+
+def test_a_local_lake_without_tables_has_nothing_pending(tmp_path):
     lake = {"url": f"file://{tmp_path}", "options": {}}
-    assert _core.pending_batches(lake, "t", []) == []
-    assert _core.prepare_batches(lake, [], str(tmp_path / "out")) == []
+    assert _core.pending_versions(lake, "spotify_events", -1, -1) == NOTHING_PENDING
+    assert _core.prepare_files(lake, "events", [], str(tmp_path / "out")) == []
+    with pytest.raises(sp.ConfigError, match="events or quarantine"):
+        _core.prepare_files(lake, "nope", [], str(tmp_path / "out"))
 
 
 def test_the_gil_is_released_during_long_work():
@@ -96,11 +102,11 @@ def test_the_gil_is_released_during_long_work():
 def test_runtime_survives_fork(tmp_path):
     """Airflow's executors fork; the tokio runtime must be rebuilt in the child, not deadlock."""
     lake = {"url": f"file://{tmp_path}", "options": {}}
-    assert _core.pending_batches(lake, "t", []) == []  # the parent builds its runtime
+    assert _core.pending_versions(lake, "spotify_events", -1, -1) == NOTHING_PENDING  # the parent builds its runtime
     pid = os.fork()
     if pid == 0:  # child
         try:
-            ok = _core.pending_batches(lake, "t", []) == []
+            ok = _core.pending_versions(lake, "spotify_events", -1, -1) == NOTHING_PENDING
         finally:
             os._exit(0 if ok else 1)
     deadline = time.time() + 30
@@ -124,10 +130,18 @@ def test_progress_callback_errors_stop_the_work_and_propagate(tmp_path):
         raise Stop("user asked to stop")
 
     lake = {"url": f"file://{tmp_path}", "options": {}}
-    manifests = [{
-        "batch_id": "t+0+0", "topic": "t", "partition": 0, "start_offset": 0, "end_offset": 0,
-        "rows": 0, "quarantined": 0, "files": [], "quarantine_files": [],
-        "quarantined_by_reason": {}, "committed_at_ms": 0,
-    }]
     with pytest.raises(Stop):
-        _core.prepare_batches(lake, manifests, str(tmp_path / "out"), progress)
+        _core.prepare_files(lake, "events", [], str(tmp_path / "out"), progress)
+
+
+def test_silver_accepts_exactly_the_reasons_the_drain_refuses_for():
+    """The reject reasons are written once, in the core (event::Reason): dbt's accepted values for
+    the quarantine's reason must be the same list, or a new reason would fail silver's tests."""
+    import yaml
+
+    models = yaml.safe_load((Path(__file__).resolve().parents[3] / "dbt/models/staging/_spotify__models.yml").read_text())
+    quarantine = next(m for m in models["models"] if m["name"] == "stg_spotify__quarantined_records")
+    reason = next(c for c in quarantine["columns"] if c["name"] == "reason")
+    accepted = next(t["accepted_values"]["arguments"]["values"] for t in reason["data_tests"] if isinstance(t, dict) and "accepted_values" in t)
+    assert sorted(accepted) == sorted(_core.reject_reasons())
+    assert len(_core.reject_reasons()) == 7

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import duckdb
 import pytest
 
-from spotify_pipeline.dashboard import data as dash
+import spotify_pipeline.dashboard as dash
 from spotify_pipeline.dashboard.render import render_static
 
 TOP_SONGS = [(1, "so_1", "Alpha", "Band A", 120, 0.25), (2, "so_2", "Beta", "Band B", 80, 0.5), (3, "so_3", "Gamma", "Band A", 30, None)]

@@ -10,13 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from spotify_pipeline.operators.dbt import (
-    DUCKDB_POOL,
-    DbtBuildFailed,
-    DbtBuildOperator,
-    dbt_gold_assets,
-    gold_model_names,
-)
+from spotify_pipeline.assets import dbt_gold_assets, gold_model_names
+from spotify_pipeline.operators.dbt import DUCKDB_POOL, DbtBuildFailed, DbtBuildOperator
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod quarantine;
 pub mod runtime;
 pub mod simulate;
+pub mod time;
 pub mod stage;
 
 pub use error::{Error, Result};

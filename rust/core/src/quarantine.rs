@@ -46,7 +46,7 @@ impl QuarantineBuilder {
         self.partition.append_value(at.partition);
         self.offset.append_value(at.offset);
         self.ts.append_option(at.kafka_ts_ms.map(|ms| ms * 1000));
-        self.reason.append_value(rejection.class);
+        self.reason.append_value(rejection.class.as_str());
         self.detail.append_value(&rejection.detail);
         match std::str::from_utf8(payload) {
             Ok(s) => {
@@ -102,6 +102,7 @@ mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::Array;
+    use crate::event::Reason;
 
     #[test]
     fn base64_matches_rfc4648() {
@@ -114,8 +115,8 @@ mod tests {
     fn a_refused_record_keeps_its_bytes_as_text_or_base64() {
         let mut b = QuarantineBuilder::default();
         let at = |offset| KafkaPosition { topic: "t", partition: 1, offset, kafka_ts_ms: Some(2) };
-        b.append(&at(7), &Rejection { class: "invalid_json", detail: "EOF".into() }, b"{\"a\":");
-        b.append(&at(9), &Rejection { class: "not_utf8", detail: "byte 0".into() }, b"\xff\xfe");
+        b.append(&at(7), &Rejection { class: Reason::InvalidJson, detail: "EOF".into() }, b"{\"a\":");
+        b.append(&at(9), &Rejection { class: Reason::NotUtf8, detail: "byte 0".into() }, b"\xff\xfe");
         let batch = b.finish().unwrap();
         assert_eq!(batch.schema(), quarantine_schema());
         let col = |n: &str| batch.column_by_name(n).unwrap().as_string::<i32>().clone();

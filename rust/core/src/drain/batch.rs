@@ -94,12 +94,13 @@ pub(super) fn encode(raw: &RawBatch, topic: &str, keep_raw: bool, quarantine_fro
     let now_ms = chrono::Utc::now().timestamp_millis();
     let (mut rows, mut quarantined) = (0u64, 0u64);
     for (i, (r, payload)) in raw.iter().enumerate() {
+        let bytes_left = raw.payloads.len() - (r.end - payload.len());
         let at = KafkaPosition { topic, partition: raw.partition, offset: r.offset, kafka_ts_ms: r.kafka_ts_ms };
         let hour = hours.entry(lake::day_hour(r.kafka_ts_ms.unwrap_or(now_ms))).or_default();
         match parse_event(payload) {
             Ok(ev) => {
                 let left = raw.records.len() - i;
-                hour.events.get_or_insert_with(|| BronzeBuilder::with_capacity_like(left, &ev)).append(&ev, &at, keep_raw.then_some(payload));
+                hour.events.get_or_insert_with(|| BronzeBuilder::with_capacity_like(left, &ev, bytes_left)).append(&ev, &at, keep_raw.then_some(payload));
                 rows += 1;
             }
             Err(rejection) if r.offset >= quarantine_from => {

@@ -61,6 +61,12 @@ pub struct DrainOptions {
     pub buffer_max_bytes: usize,
     /// The uploaded batches of every partition are committed together at most this often.
     pub commit_interval_ms: u64,
+    /// Records that Kafka's retention deleted before they were drained fail the drain, naming
+    /// the partitions and offsets; with this set they are skipped and counted instead.
+    pub allow_data_loss: bool,
+    /// A partition whose lake offset is above its high watermark (the topic was deleted and
+    /// created again) fails the drain; with this set it is drained again from its start.
+    pub reset_offsets: bool,
 }
 
 impl Default for DrainOptions {
@@ -80,6 +86,8 @@ impl Default for DrainOptions {
             // One Delta commit a second at most: a drain at full speed cuts ~35 batches a second,
             // and a log of one commit per batch would make every reader slow.
             commit_interval_ms: 1_000,
+            allow_data_loss: false,
+            reset_offsets: false,
         }
     }
 }
@@ -124,6 +132,8 @@ pub struct DrainSummary {
     pub commits: u64,
     pub commits_per_s: f64,
     pub bytes: u64,
+    /// Records Kafka's retention deleted before they were drained (only with allow_data_loss).
+    pub lost_to_retention: i64,
     pub elapsed_s: f64,
     pub records_per_s: f64,
     pub warnings: Vec<String>,
@@ -169,6 +179,8 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 struct Start {
     /// Per partition: (first offset to read, the events table's txn, the quarantine table's txn).
     partitions: BTreeMap<i32, (i64, Option<i64>, Option<i64>)>,
+    /// Per partition: refused records below this offset are in the quarantine table already.
+    quarantine_from: BTreeMap<i32, i64>,
 }
 
 /// Drains `kafka.topic` into the lake. See the module documentation for the guarantees.
@@ -210,28 +222,53 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
         quarantine_table: lake.url_of(quarantine.path()),
         ..Default::default()
     };
-    let mut start = Start { partitions: BTreeMap::new() };
+    let mut start = Start { partitions: BTreeMap::new(), quarantine_from: BTreeMap::new() };
     let mut highs = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     let mut total = 0u64;
+    let mut gaps = Vec::new();
     for (&p, id) in partitions.iter().zip(&ids) {
         let (vb, vq) = (txn_b[id], txn_q[id]);
         let (low, high) = consumer.fetch_watermarks(&kafka.topic, p, kafka.timeout()).map_err(|e| {
             Error::BrokerUnavailable(format!("watermarks of {}/{p} from {}: {e}", kafka.topic, kafka.bootstrap()))
         })?;
-        let from = vb.unwrap_or(low).max(low);
-        let lost = vb.map(|r| (low - r).max(0)).unwrap_or(0);
+        let resume = match vb {
+            Some(v) if v > high && opts.reset_offsets => {
+                summary.warnings.push(format!("partition {p}: the lake was at offset {v}, above the high watermark {high}; drained again from {low} (reset_offsets)"));
+                None
+            }
+            Some(v) if v > high => {
+                return Err(Error::data(format!(
+                    "partition {p} of {}: the lake has drained it up to offset {v}, but its high watermark is {high}: was the topic \
+                     deleted and created again? Nothing was drained. To drain the new topic from its start, re-run with reset_offsets",
+                    kafka.topic
+                )))
+            }
+            v => v,
+        };
+        let from = resume.unwrap_or(low).max(low);
+        let lost = resume.map(|r| (low - r).max(0)).unwrap_or(0);
         if lost > 0 {
-            summary.warnings.push(format!("partition {p}: offsets {}..{low} were removed by retention before being drained", vb.unwrap_or(0)));
+            gaps.push(format!("partition {p}: offsets {}..{} ({lost} records)", resume.unwrap_or(0), low - 1));
         }
         summary.partitions.push(PartitionDrain { partition: p, from_offset: from, next_offset: from, high_watermark: high, lag: high - from, lost_to_retention: lost, left_to_other_drain: false });
         start.partitions.insert(p, (from, vb, vq));
+        // After a reset the quarantine table's txn belongs to the old topic: nothing is skipped.
+        start.quarantine_from.insert(p, if resume.is_none() && vb.is_some() { i64::MIN } else { vq.unwrap_or(i64::MIN) });
         if from < high {
             tpl.add_partition_offset(&kafka.topic, p, Offset::Offset(from))?;
             highs.insert(p, high);
             total += (high - from) as u64;
         }
     }
+    if !gaps.is_empty() {
+        let what = format!("Kafka's retention deleted records of {} before they were drained: {}", kafka.topic, gaps.join("; "));
+        if !opts.allow_data_loss {
+            return Err(Error::data(format!("{what}. Nothing was drained. Re-run with allow_data_loss to skip them (they are counted)")));
+        }
+        summary.warnings.push(format!("{what}: skipped (allow_data_loss)"));
+    }
+    summary.lost_to_retention = summary.partitions.iter().map(|p| p.lost_to_retention).sum();
     let total = opts.max_records.map_or(total, |m| m.min(total));
     consumer.assign(&tpl)?;
 
@@ -255,7 +292,7 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
         bronze_path: lake::bronze_table(&opts.dataset),
         quarantine_path: lake::quarantine_table(&opts.dataset),
         keep_raw: opts.raw,
-        quarantine_from: start.partitions.iter().map(|(&p, &(_, _, vq))| (p, vq.unwrap_or(i64::MIN))).collect(),
+        quarantine_from: start.quarantine_from.clone(),
     };
 
     let consumed = std::thread::scope(|scope| -> Result<()> {

@@ -75,6 +75,13 @@ fn log_store(lake: &Lake, path: &str) -> Result<LogStoreRef> {
 impl Table {
     /// Loads the table at its latest version, or None if it does not exist yet.
     pub async fn open(lake: &Lake, path: &str) -> Result<Option<Self>> {
+        // No log, no table: asked first, because delta-rs reports a missing local directory as
+        // an invalid location rather than as "not a table".
+        let log = object_store::path::Path::from(format!("{path}/_delta_log"));
+        let listed = lake.store().list_with_delimiter(Some(&log)).await.map_err(|e| Error::lake(format!("listing {}: {e}", lake.url_of(path))))?;
+        if listed.objects.is_empty() {
+            return Ok(None);
+        }
         let mut table = DeltaTable::new(log_store(lake, path)?);
         match table.load().await {
             Ok(()) => Ok(Some(Self { path: path.to_string(), lake: lake.clone(), table })),
@@ -98,6 +105,10 @@ impl Table {
             .with_partition_columns(spec.partition_columns.iter().map(|(n, _)| n.to_string()))
             .with_configuration([("delta.dataSkippingStatsColumns", Some(spec.stats_columns.join(",")))])
             .with_save_mode(SaveMode::Ignore)
+            // A creator that loses the race for version 0 must fail, not retry: delta-rs would
+            // commit its metadata again as version 1, and every writer that read version 0 would
+            // then conflict ("metadata changed").
+            .with_commit_properties(CommitProperties::default().with_max_retries(0))
             .await;
         match created {
             Ok(table) => Ok(Self { path: spec.path.clone(), lake: lake.clone(), table }),
@@ -176,8 +187,11 @@ impl Table {
                     self.refresh().await?;
                     return Ok(Ok(version as i64));
                 }
-                // Someone set one of our txns after we read them: look again, and give way.
-                Err(DeltaTableError::Transaction { source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction) }) => {
+                // Someone set one of our txns after we read them (look again, and give way), or
+                // changed the table's metadata (look again, and commit on the new one).
+                Err(DeltaTableError::Transaction {
+                    source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction | CommitConflictError::MetadataChanged),
+                }) => {
                     self.refresh().await?;
                 }
                 Err(e) => return Err(delta_err(&format!("committing to {}", self.lake.url_of(&self.path)), e)),
@@ -243,17 +257,26 @@ pub struct DataFile {
     pub rows: u64,
     pub bytes: u64,
     pub partition_values: BTreeMap<String, Option<String>>,
+    /// The Kafka partition and offsets of its rows, from its statistics (a drain's file holds
+    /// one partition's range).
+    pub kafka_partition: Option<i64>,
+    pub first_offset: Option<i64>,
+    pub last_offset: Option<i64>,
 }
 
 impl DataFile {
     fn of(table: &str, add: &Add) -> Self {
-        let rows = add.stats.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()).and_then(|s| s["numRecords"].as_u64());
+        let stats = add.stats.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()).unwrap_or_default();
         let path = percent_decode(&add.path);
+        let single_partition = stats["minValues"]["kafka_partition"] == stats["maxValues"]["kafka_partition"];
         Self {
             key: format!("{table}/{path}"),
-            rows: rows.unwrap_or(0),
+            rows: stats["numRecords"].as_u64().unwrap_or(0),
             bytes: add.size as u64,
             partition_values: add.partition_values.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            kafka_partition: stats["minValues"]["kafka_partition"].as_i64().filter(|_| single_partition),
+            first_offset: stats["minValues"]["kafka_offset"].as_i64(),
+            last_offset: stats["maxValues"]["kafka_offset"].as_i64(),
         }
     }
 }

@@ -137,6 +137,14 @@ impl Lake {
     }
 }
 
+/// Writes `data` to `key` in the lake at `cfg`, replacing it: small files such as an exported
+/// dashboard, outside any table.
+pub fn put_object(cfg: &LakeConfig, key: &str, data: Vec<u8>) -> Result<()> {
+    let rt = crate::runtime::runtime()?;
+    let lake = Lake::open(cfg)?;
+    rt.block_on(lake.put(key, data))
+}
+
 /// The Delta table of a dataset's valid events.
 pub fn bronze_table(dataset: &str) -> String {
     format!("bronze/{dataset}")

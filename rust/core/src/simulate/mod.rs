@@ -9,8 +9,11 @@
 
 mod catalog;
 mod clock;
+mod config;
+mod faults;
 pub mod reference;
 mod rng;
+mod run;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -23,98 +26,13 @@ pub use clock::{activity, local_hour_weekday};
 pub use reference::{publish_reference, reference_batches, ReferenceSummary};
 pub use rng::Rng;
 
-use crate::event::{format_rfc3339_ms, push_hex, Event, SCHEMA_VERSION};
-use crate::{Error, Result};
+pub use config::SimConfig;
+pub use faults::{Faults, MALFORMED_CLASSES};
+pub use run::{measure, records, start_ending_at, write_jsonl};
 
-/// Malformed record classes the simulator can inject. The names are the drain's quarantine
-/// reasons for them.
-pub const MALFORMED_CLASSES: [&str; 6] =
-    ["invalid_json", "not_utf8", "missing_field", "wrong_type", "unknown_event_type", "oversized"];
-
-/// Fault injection, each a probability per event.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Faults {
-    /// Delivered late: between one minute and `max_late_ms` after it happened.
-    pub late_rate: f64,
-    pub max_late_ms: i64,
-    /// Delivered twice (same event_id, same bytes), the copy within 30 s.
-    pub duplicate_rate: f64,
-    /// Replaced by a malformed record of one of [`MALFORMED_CLASSES`], chosen uniformly.
-    pub malformed_rate: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SimConfig {
-    /// Drives behaviour: sessions, songs, skips, faults.
-    pub seed: u64,
-    /// Drives the catalog (songs, artists, users), which stays the same across event seeds.
-    pub catalog_seed: u64,
-    /// Simulated time of the start, in milliseconds since the epoch.
-    pub start_ms: i64,
-    pub users: usize,
-    pub songs: usize,
-    /// Exponent of the Zipf law of song popularity (1.0 is classic Zipf).
-    pub zipf_s: f64,
-    pub sessions_per_user_per_day: f64,
-    /// Share of plays that go to new releases (which trend upward after release).
-    pub new_release_share: f64,
-    pub faults: Faults,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self {
-            seed: 42,
-            catalog_seed: 2026,
-            start_ms: 1_768_435_200_000, // 2026-01-15T00:00:00Z
-            users: 500,
-            songs: 2_000,
-            zipf_s: 1.1,
-            sessions_per_user_per_day: 3.0,
-            new_release_share: 0.1,
-            faults: Faults { max_late_ms: 2 * 3_600_000, ..Default::default() },
-        }
-    }
-}
-
-fn check_rate(name: &str, p: f64) -> Result<()> {
-    if !(0.0..=1.0).contains(&p) {
-        return Err(Error::config(format!("{name} must be within [0, 1], got {p}")));
-    }
-    Ok(())
-}
-
-impl SimConfig {
-    pub fn validate(&self) -> Result<()> {
-        if self.users == 0 || self.songs == 0 {
-            return Err(Error::config("users and songs must be at least 1"));
-        }
-        if !(self.zipf_s.is_finite() && self.zipf_s >= 0.0) {
-            return Err(Error::config("zipf_s must be a non-negative number"));
-        }
-        if !(self.sessions_per_user_per_day.is_finite() && self.sessions_per_user_per_day > 0.0) {
-            return Err(Error::config("sessions_per_user_per_day must be positive"));
-        }
-        check_rate("new_release_share", self.new_release_share)?;
-        check_rate("faults.late_rate", self.faults.late_rate)?;
-        check_rate("faults.duplicate_rate", self.faults.duplicate_rate)?;
-        check_rate("faults.malformed_rate", self.faults.malformed_rate)?;
-        if self.faults.late_rate > 0.0 && self.faults.max_late_ms < 60_000 {
-            return Err(Error::config("faults.max_late_ms must be at least 60000 when late_rate > 0"));
-        }
-        Ok(())
-    }
-
-    /// Roughly how much simulated time `count` events span, a little more rather than less (a
-    /// run that should end "now" must not make events in the future): sessions average about
-    /// 14 events, so 13 per session here (checked in `tests.rs`).
-    pub fn estimated_span_ms(&self, count: u64) -> i64 {
-        let events_per_day = self.users as f64 * self.sessions_per_user_per_day * 13.0;
-        (count as f64 / events_per_day * 86_400_000.0) as i64
-    }
-}
+use crate::event::{format_rfc3339_ms, push_hex, Event, Reason, SCHEMA_VERSION};
+use crate::Result;
+use faults::corrupt;
 
 /// What the simulator has emitted so far: the ground truth that downstream counts reconcile to.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -173,7 +91,7 @@ impl PartialOrd for Pending {
 pub enum RecordKind {
     Valid,
     Duplicate,
-    Malformed(&'static str),
+    Malformed(Reason),
 }
 
 /// New releases' weights for one simulated day: they trend upward for three weeks after release.
@@ -443,111 +361,6 @@ impl Simulator {
         serde_json::to_writer(&mut *buf, &ev)?;
         Ok(())
     }
-}
-
-/// Turns a valid event's JSON into a malformed record of class `c` of [`MALFORMED_CLASSES`].
-fn corrupt(buf: &mut Vec<u8>, c: usize) -> Result<()> {
-    match MALFORMED_CLASSES[c] {
-        "invalid_json" => buf.truncate(buf.len() / 2),
-        "not_utf8" => {
-            buf.splice(2..2, [0xff, 0xfe]);
-        }
-        class => {
-            let mut v: serde_json::Value = serde_json::from_slice(buf)?;
-            let obj = v.as_object_mut().expect("events are objects");
-            match class {
-                "missing_field" => {
-                    obj.remove("song_id");
-                }
-                "wrong_type" => {
-                    obj.insert("duration_ms".into(), "three minutes".into());
-                }
-                "unknown_event_type" => {
-                    obj.insert("event_type".into(), "dance".into());
-                }
-                "oversized" => {
-                    obj.insert("padding".into(), "x".repeat(crate::event::MAX_EVENT_BYTES).into());
-                }
-                other => unreachable!("no corruption for {other}"),
-            }
-            buf.clear();
-            serde_json::to_writer(&mut *buf, &v)?;
-        }
-    }
-    Ok(())
-}
-
-/// Simulates `count` records into one reused buffer, on this thread: the cost of simulation and
-/// JSON serialization alone. Returns (bytes, seconds).
-pub fn measure(cfg: &SimConfig, count: u64) -> Result<(u64, f64)> {
-    let mut sim = Simulator::new(cfg.clone())?;
-    let mut buf = Vec::with_capacity(1024);
-    let mut bytes = 0u64;
-    let started = std::time::Instant::now();
-    for _ in 0..count {
-        sim.next_json(&mut buf)?;
-        bytes += buf.len() as u64;
-    }
-    Ok((bytes, started.elapsed().as_secs_f64()))
-}
-
-/// A start time such that `count` events end at or before `end_ms`, and close to it: what a run
-/// "ending now" needs, since events stamped after their load would be invalid downstream. Up to
-/// 1 M events the simulator is run (at ~1.7 M records/s) while the start is searched (secant
-/// steps, then bisection) until the last event lands in the ten minutes before `end_ms`, or the
-/// closest that ends before it after 12 tries; beyond, the estimate is used with a 30% margin.
-pub fn start_ending_at(cfg: &SimConfig, count: u64, end_ms: i64) -> Result<i64> {
-    const MINUTE: i64 = 60_000;
-    let estimate = cfg.estimated_span_ms(count);
-    if count > 1_000_000 {
-        return Ok(end_ms - estimate * 13 / 10 - MINUTE);
-    }
-    let mut buf = Vec::with_capacity(1024);
-    let mut last_event = |start: i64| -> Result<i64> {
-        let mut sim = Simulator::new(SimConfig { start_ms: start, ..cfg.clone() })?;
-        for _ in 0..count {
-            sim.next_json(&mut buf)?;
-        }
-        Ok(sim.stats().last_event_ms.unwrap_or(start))
-    };
-    // The latest start that ends in time, and the earliest that does not. A later start ends
-    // later, but not by the same amount: the daily cycle depends on the absolute time.
-    let (mut fits, mut late): (Option<(i64, i64)>, Option<i64>) = (None, None);
-    let mut start = end_ms - estimate;
-    for _ in 0..12 {
-        let last = last_event(start)?;
-        if last <= end_ms {
-            if fits.is_none_or(|(s, _)| start > s) {
-                fits = Some((start, end_ms - last));
-            }
-            if end_ms - last < 10 * MINUTE {
-                break;
-            }
-        } else if late.is_none_or(|l| start < l) {
-            late = Some(start);
-        }
-        start = match (fits, late) {
-            (Some((lo, _)), Some(hi)) if hi - lo > 1 => lo + (hi - lo) / 2,
-            (Some(_), Some(_)) => break,
-            _ => start + (end_ms - last) - MINUTE,
-        };
-    }
-    Ok(fits.map_or(end_ms - estimate * 13 / 10 - MINUTE, |(start, _)| start))
-}
-
-/// Writes `count` records as lines to `path`; returns the ground truth of what was written.
-pub fn write_jsonl(cfg: &SimConfig, count: u64, path: &std::path::Path) -> Result<SimStats> {
-    use std::io::Write;
-    let mut sim = Simulator::new(cfg.clone())?;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut buf = Vec::with_capacity(1024);
-    for _ in 0..count {
-        sim.next_json(&mut buf)?;
-        buf.push(b'\n');
-        out.write_all(&buf)?;
-    }
-    out.flush()?;
-    Ok(sim.stats().clone())
 }
 
 #[cfg(test)]
