@@ -74,10 +74,7 @@ def rss_kb(pid: int) -> int | None:
 
 def drain_processes(env, topic, prefix, partition_sets, opts):
     kafka = {"client": {"bootstrap.servers": env["SPOTIFY_KAFKA_BOOTSTRAP"]}, "topic": topic, "timeout_s": 60}
-    lake = {"url": f"s3://{env['SPOTIFY_LAKE_BUCKET']}/{prefix}", "options": {
-        "aws_endpoint": env["SPOTIFY_S3_ENDPOINT"], "aws_allow_http": "true", "aws_access_key_id": env["SPOTIFY_S3_ACCESS_KEY"],
-        "aws_secret_access_key": env["SPOTIFY_S3_SECRET_KEY"], "aws_region": "us-east-1",
-    }}
+    lake = lake_of(env, prefix)
     t = time.perf_counter()
     procs = [
         subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(kafka), json.dumps(lake), json.dumps({**opts, "partitions": ps})],
@@ -216,6 +213,15 @@ def python_peer_drain(env, topic, prefix, idle_timeout_s=60):
     return rows, size, wall
 
 
+def peer_rate(env, topic, n) -> float:
+    """Records/s of the Python peer draining all of `topic` into a fresh prefix (then removed)."""
+    prefix = f"bench/{uuid.uuid4().hex[:8]}"
+    rows, _, wall = python_peer_drain(env, topic, prefix)
+    assert rows == n, rows
+    delete_prefix(env, prefix)
+    return n / wall
+
+
 def lake_of(env, prefix):
     return {"url": f"s3://{env['SPOTIFY_LAKE_BUCKET']}/{prefix}", "options": {
         "aws_endpoint": env["SPOTIFY_S3_ENDPOINT"], "aws_allow_http": "true", "aws_access_key_id": env["SPOTIFY_S3_ACCESS_KEY"],
@@ -308,12 +314,8 @@ def main() -> None:
                 line += (f", peak RSS {peak / 1024:.0f} MB, RSS at 25/50/75/100% of the run: {over_time(over)} MB, "
                          f"{drain_processes.commits_per_s:.1f} Delta commits/s")
             print(line, flush=True)
-        prefix = f"bench/{uuid.uuid4().hex[:8]}"
-        rows, _, wall = python_peer_drain(env, topic, prefix)
-        assert rows == n, rows
-        delete_prefix(env, prefix)
-        peer_rates.append(n / wall)
-        print(f"{PEER}: {n / wall:,.0f} records/s", flush=True)
+        peer_rates.append(peer_rate(env, topic, n))
+        print(f"{PEER}: {peer_rates[-1]:,.0f} records/s", flush=True)
     cp = (statistics.median_high(r for r, _ in cps), statistics.median_high(m for _, m in cps))
     rate = {name: statistics.median_high(v) for name, v in rates.items()}
     one, rss1 = rate[paths[0][0]], max(rss)
@@ -337,11 +339,7 @@ def main() -> None:
             assert rows == n, rows
             delete_prefix(env, prefix)
             w_rates.append(n / wall)
-            prefix = f"bench/{uuid.uuid4().hex[:8]}"
-            rows, _, wall = python_peer_drain(env, wtopic, prefix)
-            assert rows == n, rows
-            delete_prefix(env, prefix)
-            w_peer.append(n / wall)
+            w_peer.append(peer_rate(env, wtopic, n))
             print(f"weeks world: drain {w_rates[-1]:,.0f} records/s, Python peer {w_peer[-1]:,.0f} records/s", flush=True)
         delete_topic(env, wtopic)
         weeks = {"drain": statistics.median_high(w_rates), "peer": statistics.median_high(w_peer)}
