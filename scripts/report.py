@@ -74,8 +74,10 @@ def main() -> int:
     for dag_id, run in runs.items():
         print(f"\n=== {dag_id} run {run['run_id']}: {run['state']} ===")
     print(f"events produced : {produce.get('events', 0):>12,}  ({produce.get('events_per_s', 0):,.0f} events/s, seed {produce.get('sim_config', {}).get('seed')})")
-    print(f"bronze (lake)   : {drain.get('rows', 0):>12,} rows in {drain.get('files_total', 0)} files, {len(drain.get('batches', []))} batches; quarantined {drain.get('quarantined', 0)}")
-    print(f"warehouse bronze: {stage.get('rows', 0):>12,} rows loaded in {stage.get('batches', 0)} batches ({stage.get('skipped_already_loaded', 0)} batches already loaded)")
+    print(f"bronze (lake)   : {drain.get('rows', 0):>12,} rows in {drain.get('files_total', 0)} files, {len(drain.get('batches', []))} batches, "
+          f"{drain.get('commits', 0)} Delta commits; quarantined {drain.get('quarantined', 0)}")
+    versions = ", ".join(f"{t} {a}-{b}" for t, (a, b) in stage.get("versions", {}).items()) or "none new"
+    print(f"warehouse bronze: {stage.get('rows', 0):>12,} rows loaded from {stage.get('files', 0)} files (Delta versions: {versions})")
     if dbt:
         print(f"dbt build       : {dbt.get('counts')}")
     if args.duckdb and os.path.exists(args.duckdb):

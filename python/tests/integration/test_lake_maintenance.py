@@ -258,3 +258,52 @@ def test_the_maintenance_operators_log_and_return_their_summaries(stack, topic, 
         LakeVacuumOperator(task_id="vacuum", lake_url=lake_url, retention_hours=0).execute(context={})
     with pytest.raises(TypeError, match="enforce_retention_guard"):
         LakeVacuumOperator(task_id="vacuum", lake_url=lake_url, retention_hours=0, enforce_retention_guard=False)
+
+
+def test_compaction_beside_running_drains_then_stages_load_every_offset_once(stack, topic, lake_prefix, tmp_path, monkeypatch):
+    """OPTIMIZE while a drain commits (no conflict: it changes no data, the drain only appends),
+    then stages around it and a VACUUM: the warehouse has every (partition, offset) once, and
+    the stage after the compaction loads nothing of what compaction rewrote."""
+    import subprocess
+    import sys
+
+    import duckdb
+
+    from spotify_pipeline.operators.stage import StageToWarehouseOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE_MAINT", json.dumps({
+        "conn_type": "aws", "login": stack.access_key, "password": stack.secret_key, "extra": {"endpoint_url": stack.s3_endpoint},
+    }))
+    monkeypatch.setenv("AIRFLOW_CONN_DUCKDB_MAINT", json.dumps({"conn_type": "duckdb", "extra": {"path": str(tmp_path / "wh.duckdb")}}))
+
+    def stage() -> dict[str, Any]:
+        return StageToWarehouseOperator(task_id="stage", lake_url=stack.lake(lake_prefix)["url"], lake_conn_id="lake_maint",
+                                        warehouse_conn_id="duckdb_maint", load_reference=False).execute(context={})
+
+    first = produce_and_drain(stack, topic, lake_prefix, 100_000, seed=41)
+    assert stage()["rows"] == first["rows"]
+    # A drain of a larger backlog, in small commits, with OPTIMIZE running beside it.
+    _core.produce(stack.kafka(topic), {**SIM, "seed": 42}, {"count": 600_000})
+    script = "import json, sys\nfrom spotify_pipeline import _core\nprint(json.dumps({'rows': _core.drain(*(json.loads(a) for a in sys.argv[1:4]))['rows']}))\n"
+    drain = subprocess.Popen([sys.executable, "-c", script, json.dumps(stack.kafka(topic)), json.dumps(stack.lake(lake_prefix)),
+                              json.dumps({**DRAIN, "commit_interval_ms": 50})], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    compactions = 0
+    while drain.poll() is None:
+        compactions += _core.compact(stack.lake(lake_prefix), COMPACT)[0]["files_removed"] > 0
+    out, err = drain.communicate()
+    assert drain.returncode == 0, err.decode()[-2000:]
+    assert compactions >= 1, "OPTIMIZE should have rewritten files while the drain ran"
+    assert json.loads(out)["rows"] > 0
+    second = stage()
+    _core.compact(stack.lake(lake_prefix), COMPACT)
+    third = stage()
+    assert third["files"] == 0 and third["rows"] == 0, "compaction commits add nothing to load"
+    _core.vacuum(stack.lake(lake_prefix), UNGUARDED)
+    assert stage()["rows"] == 0
+
+    lake = coords(rows(stack, lake_prefix, topic, False)) + coords(rows(stack, lake_prefix, topic, True))
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        wh = con.execute("select kafka_partition, kafka_offset from bronze.spotify_events").fetchall()
+        wh += con.execute("select kafka_partition, kafka_offset from bronze.spotify_events_quarantine").fetchall()
+    assert duplicates(wh) == {} and sorted(wh) == sorted(lake) and len(wh) == 700_000
+    assert second["rows"] + first["rows"] == len(committed_bronze(stack, lake_prefix, topic))
