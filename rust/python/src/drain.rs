@@ -2,7 +2,7 @@
 
 use pyo3::prelude::*;
 
-use crate::convert::{from_py, run_detached, to_py, to_pyerr};
+use crate::convert::{from_py, run_detached, to_py};
 use spotify_pipeline_core as core;
 
 /// Drains a topic into the bronze lake; returns the drain summary.

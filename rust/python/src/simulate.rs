@@ -3,7 +3,7 @@
 use pyo3::types::PyBytes;
 use pyo3::prelude::*;
 
-use crate::convert::{from_py, run_detached, to_py, to_pyerr};
+use crate::convert::{from_py, to_py, to_pyerr};
 use spotify_pipeline_core as core;
 
 /// Simulates `count` records (no Kafka involved) and returns `(kind, bytes)` pairs, kind one of
