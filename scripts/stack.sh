@@ -102,6 +102,9 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Retention is checked every 5 s (Kafka's default is 5 min), so a test can watch a topic's
+# retention delete records before a drain and see the drain refuse the gap.
+log.retention.check.interval.ms=5000
 PROPS
   cat >"$STATE/kafka/log4j2.properties" <<'L4J'
 rootLogger.level=INFO

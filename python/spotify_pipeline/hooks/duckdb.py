@@ -1,7 +1,8 @@
 """The DuckDB warehouse: bronze tables, load ledgers, and exactly-once loads of Delta versions.
 
 Connection type ``duckdb``: the database file's path is the extra's ``path`` (or the host),
-for example ``{"conn_type": "duckdb", "extra": {"path": "/data/spotify.duckdb"}}``.
+for example ``{"conn_type": "duckdb", "extra": {"path": "/data/spotify.duckdb"}}``; the extra's
+``lock_timeout_s`` (default 120) bounds how long a writer waits for readers of the file.
 
 DuckDB allows one writing process per file, so every task that writes it runs in the one-slot
 pool ``spotify_duckdb`` (see ``dags/spotify_pipeline.py``).
@@ -17,7 +18,7 @@ from airflow.sdk import BaseHook
 
 from spotify_pipeline import _core
 from spotify_pipeline.hooks.bronze_tables import BronzeTables, ledger_row
-from spotify_pipeline.hooks.duckdb_lock import is_lock_error
+from spotify_pipeline.hooks.duckdb_lock import DEFAULT_LOCK_TIMEOUT_S, connect_when_free, is_lock_error
 
 DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -51,6 +52,7 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
     TYPES = DUCKDB_TYPES
     # DuckDB derives each row's source_file from the file path: no Parquet rewrite needed.
     needs_source_file_column = False
+    kind = "duckdb"
 
     def __init__(
         self, duckdb_conn_id: str = default_conn_name, schema: str = "bronze", table: str = "spotify_events", path: str | None = None
@@ -60,10 +62,6 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
         self.schema = identifier(schema)
         self.table = identifier(table)
         self._path = path
-
-    def ref(self) -> dict[str, str]:
-        """What a trigger needs to find this warehouse again, without a connection lookup."""
-        return {"conn_type": "duckdb", "path": self.path, "schema": self.schema, "table": self.table}
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -82,13 +80,21 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
         if not path:
             raise ValueError(f"DuckDB connection {self.duckdb_conn_id!r} has no path (extra.path or host)")
         self._path = str(path)
+        self._lock_timeout_s = float(conn.extra_dejson.get("lock_timeout_s", DEFAULT_LOCK_TIMEOUT_S))
         return self._path
 
-    def connect(self, read_only: bool = False):
-        import duckdb
+    @property
+    def lock_timeout_s(self) -> float:
+        """How long a writer waits for other processes to let go of the file: the extra's
+        ``lock_timeout_s``, by default ``DEFAULT_LOCK_TIMEOUT_S``."""
+        _ = self.path
+        return getattr(self, "_lock_timeout_s", DEFAULT_LOCK_TIMEOUT_S)
 
+    def connect(self, read_only: bool = False):
+        """The database file, opened once no other process holds it (for at most
+        ``lock_timeout_s``; then :class:`WarehouseBusy` names the holder)."""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(self.path, read_only=read_only)
+        return connect_when_free(self.path, read_only=read_only, timeout_s=self.lock_timeout_s, log=self.log)
 
     def loaded_versions_or_busy(self) -> dict[str, int] | None:
         """The version ledger's last loaded version per lake table, read-only, or None while

@@ -85,10 +85,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
     TYPES = SNOWFLAKE_TYPES
     # Whether the core should add source_file to the bronze Parquet (COPY matches by name).
     needs_source_file_column = True
-
-    def ref(self) -> dict[str, str]:
-        """What a trigger needs to find this warehouse again."""
-        return {"conn_type": "snowflake", "conn_id": self.snowflake_conn_id, "schema": self.schema, "table": self.table}
+    kind = "snowflake"
 
     def connect(self):
         from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook

@@ -26,9 +26,8 @@ class Warehouse(Protocol):
     @property
     def versions_table(self) -> str: ...
 
-    def ref(self) -> dict[str, str]:
-        """What a trigger needs to find this warehouse again (see :func:`warehouse_from_ref`)."""
-        ...
+    # "duckdb" or "snowflake": the connection type, as the stage's XCom reports it.
+    kind: str
 
     def connect(self) -> Any: ...
 
@@ -56,11 +55,3 @@ def warehouse_hook(conn_id: str, schema: str = "bronze", table: str = "spotify_e
         return SnowflakeWarehouseHook(conn_id, schema, table)
     raise ValueError(f"connection {conn_id!r} is of type {conn_type!r}; the warehouse must be 'duckdb' or 'snowflake'")
 
-
-def warehouse_from_ref(ref: dict[str, Any]) -> Warehouse:
-    """Rebuilds a hook from its ``ref()`` (as serialized into a trigger)."""
-    if ref["conn_type"] == "duckdb":
-        return DuckDBWarehouseHook(schema=ref["schema"], table=ref.get("table", "spotify_events"), path=ref["path"])
-    if ref["conn_type"] == "snowflake":
-        return SnowflakeWarehouseHook(ref["conn_id"], ref["schema"], ref.get("table", "spotify_events"))
-    raise ValueError(f"unknown warehouse {ref!r}")

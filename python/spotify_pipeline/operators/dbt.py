@@ -28,7 +28,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context
@@ -235,15 +235,21 @@ class DbtBuildOperator(BaseOperator):
         from dbt.cli.main import dbtRunner
 
         duckdb_path = None
+        held = nullcontext()
         env: dict[str, str | None] = {}
         if str(self.target) == "duckdb":
-            duckdb_path = DuckDBWarehouseHook(self.duckdb_conn_id).path
+            warehouse = DuckDBWarehouseHook(self.duckdb_conn_id)
+            duckdb_path = warehouse.path
             env["SPOTIFY_DUCKDB_PATH"] = duckdb_path
+            # Open the file first, waiting out readers (a dashboard, a BI tool, the duckdb CLI) for
+            # the connection's lock_timeout_s. dbt-duckdb's own duckdb.connect(path) then gets the
+            # instance this process already holds, so no reader slips in between.
+            held = warehouse.connect()
         elif str(self.target) == "snowflake":
             env.update(self._snowflake_env())
         self._duckdb_path, self._rows = duckdb_path, {}
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="spotify-dbt-") as work, _environ(
+        with held, tempfile.TemporaryDirectory(prefix="spotify-dbt-") as work, _environ(
             **env,
             DBT_SEND_ANONYMOUS_USAGE_STATS=os.environ.get("DBT_SEND_ANONYMOUS_USAGE_STATS", "False"),
             DO_NOT_TRACK=os.environ.get("DO_NOT_TRACK", "1"),

@@ -84,7 +84,7 @@ class StageToWarehouseOperator(BaseOperator):
         summary: dict[str, Any] = {
             "versions": {t: [after[t] + 1, pending[f"{t}_version"]] for t in LAKE_TABLES if pending[f"{t}_version"] > after[t]},
             "batches": 0, "rows": 0, "quarantined": 0, "files": 0, "loads": 0,
-            "table": warehouse.bronze_table, "warehouse": warehouse.ref()["conn_type"],
+            "table": warehouse.bronze_table, "warehouse": warehouse.kind,
         }
         summary["reference"] = self._load_reference(warehouse, lake, con) if self.load_reference else {}
         chunks = self._chunks(pending, after)

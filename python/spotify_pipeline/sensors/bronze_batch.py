@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import Context
-
 from spotify_pipeline.hooks.lake import LakeHook
-from spotify_pipeline.hooks.warehouse import warehouse_hook
 from spotify_pipeline.sensors.base import CheckThenDeferSensor
 from spotify_pipeline.triggers.bronze_batch import BronzeBatchTrigger, unloaded_batches
 
@@ -45,17 +42,17 @@ class BronzeBatchSensor(CheckThenDeferSensor):
         self.schema = schema
         self.min_batches = min_batches
 
-    def _args(self) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        warehouse = warehouse_hook(self.warehouse_conn_id, self.schema)
-        return LakeHook(self.lake_url, self.lake_conn_id).lake_config(), self.dataset, warehouse.ref()
-
-    def poke(self, context: Context) -> bool:
-        self._result = unloaded_batches(*self._args())
-        if self._result is None:
+    def check(self) -> tuple[bool, dict[str, Any] | None]:
+        pending = unloaded_batches(self.lake_url, self.lake_conn_id, self.dataset, self.warehouse_conn_id, self.schema)
+        if pending is None:
             self.log.info("the warehouse file is busy; checking again later")
-            return False
-        self.log.info("%d committed files (%s rows, versions %s) not loaded yet", self._result["batches"], f"{self._result['rows']:,}", self._result["versions"])
-        return self._result["batches"] >= int(self.min_batches)
+            return False, None
+        self.log.info("%d committed files (%s rows, versions %s) not loaded yet", pending["batches"], f"{pending['rows']:,}", pending["versions"])
+        return pending["batches"] >= int(self.min_batches), pending
 
-    def make_trigger(self) -> BronzeBatchTrigger:
-        return BronzeBatchTrigger(*self._args(), int(self.min_batches), float(self.poke_interval))
+    def make_trigger(self, deadline: float) -> BronzeBatchTrigger:
+        return BronzeBatchTrigger(
+            lake_url=self.lake_url, lake_conn_id=self.lake_conn_id, warehouse_conn_id=self.warehouse_conn_id, dataset=self.dataset,
+            schema=self.schema, min_batches=int(self.min_batches), poke_interval=float(self.poke_interval), deadline=deadline,
+            retries=self.transient_retries,
+        )

@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import Context
-
-from spotify_pipeline import _core
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
 from spotify_pipeline.hooks.lake import LakeHook
 from spotify_pipeline.sensors.base import CheckThenDeferSensor
-from spotify_pipeline.triggers.kafka_lag import KafkaLagTrigger, lag_reached
+from spotify_pipeline.triggers.kafka_lag import KafkaLagTrigger, lag_reached, measure_lag
 
 
 class KafkaLagSensor(CheckThenDeferSensor):
@@ -19,8 +16,9 @@ class KafkaLagSensor(CheckThenDeferSensor):
     oldest of them is older than ``max_age_s``: the signal to run a drain.
 
     Lag is measured against the events table's Delta txn versions (what the drain has
-    committed), not consumer-group offsets. Deferrable by default: the waiting happens in the triggerer. Returns the lag
-    report as XCom.
+    committed), not consumer-group offsets. Deferrable by default: the waiting happens in the
+    triggerer, which resolves the connections itself (no secret goes into the trigger's
+    arguments). Returns the lag report as XCom.
     """
 
     template_fields: Sequence[str] = ("topic", "lake_url", "min_lag", "max_age_s", "dataset")
@@ -50,18 +48,17 @@ class KafkaLagSensor(CheckThenDeferSensor):
         self.max_age_s = max_age_s
         self.timeout_s = timeout_s
 
-    def _configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        kafka = SpotifyKafkaHook(self.kafka_conn_id).kafka_config(self.topic, self.timeout_s)
-        return kafka, LakeHook(self.lake_url, self.lake_conn_id).lake_config()
-
     def _max_age(self) -> float | None:
         return None if self.max_age_s in (None, "") else float(self.max_age_s)
 
-    def poke(self, context: Context) -> bool:
-        self._result = _core.lag(*self._configs(), self.dataset)
-        self.log.info("lag of %s behind %s: %s records (oldest undrained at %s ms)", self.lake_url, self.topic, self._result["lag"], self._result["oldest_undrained_ms"])
-        return lag_reached(self._result, int(self.min_lag), self._max_age())
+    def check(self) -> tuple[bool, dict[str, Any]]:
+        report = measure_lag(self.topic, self.kafka_conn_id, self.lake_url, self.lake_conn_id, self.dataset, self.timeout_s)
+        self.log.info("lag of %s behind %s: %s records (oldest undrained at %s ms)", self.lake_url, self.topic, report["lag"], report["oldest_undrained_ms"])
+        return lag_reached(report, int(self.min_lag), self._max_age()), report
 
-    def make_trigger(self) -> KafkaLagTrigger:
-        kafka, lake = self._configs()
-        return KafkaLagTrigger(kafka, lake, int(self.min_lag), self._max_age(), float(self.poke_interval), self.dataset)
+    def make_trigger(self, deadline: float) -> KafkaLagTrigger:
+        return KafkaLagTrigger(
+            topic=self.topic, kafka_conn_id=self.kafka_conn_id, lake_url=self.lake_url, lake_conn_id=self.lake_conn_id,
+            min_lag=int(self.min_lag), max_age_s=self._max_age(), dataset=self.dataset, timeout_s=self.timeout_s,
+            poke_interval=float(self.poke_interval), deadline=deadline, retries=self.transient_retries,
+        )

@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from spotify_pipeline import _core
-from spotify_pipeline.hooks.warehouse import warehouse_from_ref
-from spotify_pipeline.triggers.base import PollingTrigger
+from spotify_pipeline.hooks.lake import LakeHook
+from spotify_pipeline.hooks.warehouse import warehouse_hook
+from spotify_pipeline.triggers.base import DEFAULT_RETRIES, PollingTrigger
 
 
-def unloaded_batches(lake: dict[str, Any], dataset: str, warehouse: dict[str, Any]) -> dict[str, Any] | None:
+def unloaded_batches(lake_url: str, lake_conn_id: str | None, dataset: str, warehouse_conn_id: str, schema: str) -> dict[str, Any] | None:
     """What the lake's bronze Delta tables committed after the versions in the warehouse's ledger:
     ``batches`` (data files), ``rows``, ``versions``; or None while a DuckDB warehouse file is
-    busy (another process writes it: the next check will see). ``warehouse`` is a warehouse
-    hook's ``ref()``."""
-    loaded = warehouse_from_ref(warehouse).loaded_versions_or_busy()
+    busy (another process writes it: the next check will see). Both connections are resolved
+    here, where it runs (worker or triggerer)."""
+    loaded = warehouse_hook(warehouse_conn_id, schema).loaded_versions_or_busy()
     if loaded is None:
         return None
+    lake = LakeHook(lake_url, lake_conn_id).lake_config()
     pending = _core.pending_versions(lake, dataset, loaded.get("events", -1), loaded.get("quarantine", -1))
     files = [f for t in ("events", "quarantine") for c in pending[t] for f in c["files"]]
     return {
@@ -29,28 +31,39 @@ def unloaded_batches(lake: dict[str, Any], dataset: str, warehouse: dict[str, An
 
 class BronzeBatchTrigger(PollingTrigger):
     """Fires ``{"status": "ready", "pending": ...}`` once at least ``min_batches`` committed
-    batches are unloaded; ``{"status": "error", ...}`` if a check fails."""
+    batches are unloaded (see :class:`PollingTrigger` for timeouts and errors)."""
 
     result_key = "pending"
 
-    def __init__(self, lake: dict[str, Any], dataset: str, warehouse: dict[str, Any], min_batches: int = 1, poke_interval: float = 30.0) -> None:
-        super().__init__(poke_interval)
-        self.lake = lake
+    def __init__(
+        self,
+        *,
+        lake_url: str,
+        lake_conn_id: str | None,
+        warehouse_conn_id: str,
+        dataset: str = "spotify_events",
+        schema: str = "bronze",
+        min_batches: int = 1,
+        poke_interval: float = 30.0,
+        deadline: float | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        super().__init__(poke_interval, deadline, retries)
+        self.lake_url = lake_url
+        self.lake_conn_id = lake_conn_id
+        self.warehouse_conn_id = warehouse_conn_id
         self.dataset = dataset
-        self.warehouse = warehouse
+        self.schema = schema
         self.min_batches = min_batches
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            "spotify_pipeline.triggers.bronze_batch.BronzeBatchTrigger",
-            {
-                "lake": self.lake, "dataset": self.dataset, "warehouse": self.warehouse,
-                "min_batches": self.min_batches, "poke_interval": self.poke_interval,
-            },
-        )
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "lake_url": self.lake_url, "lake_conn_id": self.lake_conn_id, "warehouse_conn_id": self.warehouse_conn_id,
+            "dataset": self.dataset, "schema": self.schema, "min_batches": self.min_batches,
+        }
 
     def check(self) -> dict[str, Any] | None:
-        return unloaded_batches(self.lake, self.dataset, self.warehouse)
+        return unloaded_batches(self.lake_url, self.lake_conn_id, self.dataset, self.warehouse_conn_id, self.schema)
 
     def is_ready(self, pending: dict[str, Any] | None) -> bool:
         return pending is not None and pending["batches"] >= self.min_batches

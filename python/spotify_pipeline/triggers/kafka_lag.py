@@ -6,7 +6,9 @@ import time
 from typing import Any
 
 from spotify_pipeline import _core
-from spotify_pipeline.triggers.base import PollingTrigger
+from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
+from spotify_pipeline.hooks.lake import LakeHook
+from spotify_pipeline.triggers.base import DEFAULT_RETRIES, PollingTrigger
 
 
 def lag_reached(report: dict[str, Any], min_lag: int, max_age_s: float | None, now_ms: int | None = None) -> bool:
@@ -20,37 +22,54 @@ def lag_reached(report: dict[str, Any], min_lag: int, max_age_s: float | None, n
     return max_age_s is not None and oldest is not None and now_ms - oldest >= max_age_s * 1000
 
 
+def measure_lag(
+    topic: str, kafka_conn_id: str, lake_url: str, lake_conn_id: str | None, dataset: str, timeout_s: int
+) -> dict[str, Any]:
+    """The lag report of the lake's bronze table behind ``topic`` (see ``_core.lag``), with both
+    connections resolved here, where it runs (worker or triggerer)."""
+    kafka = SpotifyKafkaHook(kafka_conn_id).kafka_config(topic, timeout_s)
+    return _core.lag(kafka, LakeHook(lake_url, lake_conn_id).lake_config(), dataset)
+
+
 class KafkaLagTrigger(PollingTrigger):
     """Checks the lag every ``poke_interval`` seconds; fires ``{"status": "ready", "report": ...}``
-    when :func:`lag_reached`, or ``{"status": "error", ...}`` if the check fails.
-
-    ``kafka`` and ``lake`` are the resolved configs (the sensor resolves the connections before
-    deferring); Airflow stores trigger arguments encrypted.
-    """
+    when :func:`lag_reached` (see :class:`PollingTrigger` for timeouts and errors)."""
 
     result_key = "report"
 
     def __init__(
-        self, kafka: dict[str, Any], lake: dict[str, Any], min_lag: int, max_age_s: float | None, poke_interval: float = 30.0, dataset: str = "spotify_events"
+        self,
+        *,
+        topic: str,
+        kafka_conn_id: str,
+        lake_url: str,
+        lake_conn_id: str | None,
+        min_lag: int,
+        max_age_s: float | None,
+        dataset: str = "spotify_events",
+        timeout_s: int = 30,
+        poke_interval: float = 30.0,
+        deadline: float | None = None,
+        retries: int = DEFAULT_RETRIES,
     ) -> None:
-        super().__init__(poke_interval)
-        self.dataset = dataset
-        self.kafka = kafka
-        self.lake = lake
+        super().__init__(poke_interval, deadline, retries)
+        self.topic = topic
+        self.kafka_conn_id = kafka_conn_id
+        self.lake_url = lake_url
+        self.lake_conn_id = lake_conn_id
         self.min_lag = min_lag
         self.max_age_s = max_age_s
+        self.dataset = dataset
+        self.timeout_s = timeout_s
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            "spotify_pipeline.triggers.kafka_lag.KafkaLagTrigger",
-            {
-                "kafka": self.kafka, "lake": self.lake, "min_lag": self.min_lag, "max_age_s": self.max_age_s,
-                "poke_interval": self.poke_interval, "dataset": self.dataset,
-            },
-        )
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic, "kafka_conn_id": self.kafka_conn_id, "lake_url": self.lake_url, "lake_conn_id": self.lake_conn_id,
+            "min_lag": self.min_lag, "max_age_s": self.max_age_s, "dataset": self.dataset, "timeout_s": self.timeout_s,
+        }
 
     def check(self) -> dict[str, Any]:
-        return _core.lag(self.kafka, self.lake, self.dataset)
+        return measure_lag(self.topic, self.kafka_conn_id, self.lake_url, self.lake_conn_id, self.dataset, self.timeout_s)
 
     def is_ready(self, report: dict[str, Any]) -> bool:
         return lag_reached(report, self.min_lag, self.max_age_s)

@@ -31,27 +31,32 @@ def test_sensor_and_trigger_follow_the_ledger(stack, topic, lake_prefix, tmp_pat
     }))
     monkeypatch.setenv("AIRFLOW_CONN_DUCKDB_BB", json.dumps({"conn_type": "duckdb", "extra": {"path": db}}))
     kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
-    wh = {"conn_type": "duckdb", "path": db, "schema": "bronze", "table": "spotify_events"}
+    ids = ("lake_bb", "spotify_events", "duckdb_bb", "bronze")  # lake_url comes first
+
+    def trigger(min_batches: int = 1) -> BronzeBatchTrigger:
+        return BronzeBatchTrigger(lake_url=lake["url"], lake_conn_id="lake_bb", warehouse_conn_id="duckdb_bb", min_batches=min_batches, poke_interval=0.2)
     _core.produce(kafka, SIM, {"count": 2_000})
     _core.drain(kafka, lake, DRAIN)
     n = len(set(committed_bronze(stack, lake_prefix, topic).column("file_key").to_pylist()))
 
     # Before any load (no database file yet): every committed file is pending.
     sensor = BronzeBatchSensor(task_id="bb", lake_url=lake["url"], lake_conn_id="lake_bb", warehouse_conn_id="duckdb_bb", min_batches=n)
-    assert sensor.execute(context={}) == unloaded_batches(lake, "spotify_events", wh)
+    assert sensor.execute(context={}) == unloaded_batches(lake["url"], *ids)
     assert sensor.execute(context={})["batches"] == n and sensor.execute(context={})["rows"] == 2_000
 
     StageToWarehouseOperator(task_id="stage", lake_url=lake["url"], lake_conn_id="lake_bb", warehouse_conn_id="duckdb_bb").execute(context={})
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(context={})
     path, kwargs = deferred.value.trigger.serialize()
-    assert path.endswith("BronzeBatchTrigger") and kwargs["warehouse"] == wh
+    assert path.endswith("BronzeBatchTrigger") and kwargs["warehouse_conn_id"] == "duckdb_bb"
+    assert BronzeBatchTrigger(**kwargs).serialize() == (path, kwargs)
+    assert stack.secret_key not in json.dumps(kwargs) and db not in json.dumps(kwargs)
 
     async def first_event(trigger, timeout):
         return await asyncio.wait_for(anext(trigger.run()), timeout)
 
     with pytest.raises(TimeoutError):  # all loaded: it waits
-        asyncio.run(first_event(BronzeBatchTrigger(lake, "spotify_events", wh, 1, 0.2), 2))
+        asyncio.run(first_event(trigger(), 2.5))
 
     # A writer holds the DuckDB file: the check reports "busy", and the trigger keeps waiting.
     writer = subprocess.Popen(
@@ -60,14 +65,14 @@ def test_sensor_and_trigger_follow_the_ledger(stack, topic, lake_prefix, tmp_pat
     )
     try:
         assert writer.stdout.readline().strip() == "locked"
-        assert unloaded_batches(lake, "spotify_events", wh) is None
+        assert unloaded_batches(lake["url"], *ids) is None
         _core.produce(kafka, {**SIM, "seed": 42}, {"count": 600})
         _core.drain(kafka, lake, DRAIN)
         with pytest.raises(TimeoutError):
-            asyncio.run(first_event(BronzeBatchTrigger(lake, "spotify_events", wh, 1, 0.2), 2))
+            asyncio.run(first_event(trigger(), 2.5))
     finally:
         writer.kill()
         writer.wait()
     time.sleep(0.2)
-    event = asyncio.run(first_event(BronzeBatchTrigger(lake, "spotify_events", wh, 1, 0.2), 30))
+    event = asyncio.run(first_event(trigger(), 30))
     assert event.payload["status"] == "ready" and event.payload["pending"]["rows"] == 600

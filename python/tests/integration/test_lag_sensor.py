@@ -1,9 +1,13 @@
-"""KafkaLagSensor and its trigger on the real stack: lag measured against the bronze table's Delta txn versions."""
+"""KafkaLagSensor and its trigger on the real stack: lag measured against the bronze table's Delta
+txn versions; the trigger resolves connections itself, ends at the sensor's deadline, and
+retries transient errors a bounded number of times."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+from datetime import timedelta
 
 import pytest
 
@@ -17,56 +21,118 @@ SIM = {"seed": 31, "start_ms": 1_772_323_200_000, "users": 100, "songs": 300}
 DRAIN = {"group_id": "lag-tests", "dataset": "spotify_events", "batch_max_records": 10_000, "batch_max_bytes": 64 << 20, "idle_timeout_s": 30}
 
 
-async def first_event(trigger: KafkaLagTrigger, timeout: float):
-    return await asyncio.wait_for(anext(trigger.run()), timeout)
+@pytest.fixture
+def connections(stack, monkeypatch):
+    """Airflow connections for the stack (and a lake that cannot be reached), as the triggerer
+    would find them."""
+    lake = {"conn_type": "aws", "login": stack.access_key, "password": stack.secret_key, "extra": {"endpoint_url": stack.s3_endpoint}}
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_LAG", json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": stack.bootstrap}}))
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE_LAG", json.dumps(lake))
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE_DOWN", json.dumps({**lake, "extra": {"endpoint_url": "http://127.0.0.1:1"}}))
 
 
-def test_trigger_fires_on_lag_and_on_age_and_waits_otherwise(stack, topic, lake_prefix):
+def lag_trigger(topic: str, lake_url: str, lake_conn_id: str = "lake_lag", **kwargs) -> KafkaLagTrigger:
+    return KafkaLagTrigger(topic=topic, kafka_conn_id="kafka_lag", lake_url=lake_url, lake_conn_id=lake_conn_id, **kwargs)
+
+
+def first_event(trigger: KafkaLagTrigger, timeout: float):
+    async def first():
+        return await asyncio.wait_for(anext(trigger.run()), timeout)
+
+    return asyncio.run(first())
+
+
+def test_trigger_fires_on_lag_and_on_age_and_waits_otherwise(stack, topic, lake_prefix, connections):
     kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
     _core.produce(kafka, SIM, {"count": 5_000})
     report = _core.lag(kafka, lake)
     assert report["lag"] == 5_000 == sum(p["high_watermark"] - p["next_offset"] for p in report["partitions"])
     assert report["oldest_undrained_ms"] is not None
 
-    event = asyncio.run(first_event(KafkaLagTrigger(kafka, lake, min_lag=5_000, max_age_s=None, poke_interval=0.2), 30))
+    event = first_event(lag_trigger(topic, lake["url"], min_lag=5_000, max_age_s=None, poke_interval=0.2), 30)
     assert event.payload["status"] == "ready" and event.payload["report"]["lag"] == 5_000
 
     _core.drain(kafka, lake, DRAIN)
     assert _core.lag(kafka, lake)["lag"] == 0
     with pytest.raises(TimeoutError):  # nothing to drain: it keeps waiting
-        asyncio.run(first_event(KafkaLagTrigger(kafka, lake, min_lag=1, max_age_s=0, poke_interval=0.2), 2))
+        first_event(lag_trigger(topic, lake["url"], min_lag=1, max_age_s=0, poke_interval=0.2), 2.5)
 
     _core.produce(kafka, {**SIM, "seed": 32}, {"count": 10})
     # Ten records are below a million, but the oldest is older than zero seconds.
-    event = asyncio.run(first_event(KafkaLagTrigger(kafka, lake, min_lag=1_000_000, max_age_s=0, poke_interval=0.2), 30))
+    event = first_event(lag_trigger(topic, lake["url"], min_lag=1_000_000, max_age_s=0, poke_interval=0.2), 30)
     assert event.payload["report"]["lag"] == 10
 
-    bad = {**lake, "options": {**lake["options"], "aws_endpoint": "http://127.0.0.1:1"}}
-    event = asyncio.run(first_event(KafkaLagTrigger(kafka, bad, min_lag=1, max_age_s=None, poke_interval=0.2), 60))
-    assert event.payload["status"] == "error" and "LakeError" in event.payload["message"]
+
+def test_the_trigger_ends_at_the_deadline_and_bounds_its_retries(stack, topic, lake_prefix, connections):
+    kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
+    _core.produce(kafka, SIM, {"count": 100})
+    _core.drain(kafka, lake, DRAIN)
+
+    # poke_interval 0 is floored (one check a second, not a busy loop); the deadline ends the wait.
+    started = time.monotonic()
+    trigger = lag_trigger(topic, lake["url"], min_lag=1, max_age_s=None, poke_interval=0, deadline=time.time() + 2)
+    assert trigger.poke_interval == 1.0
+    event = first_event(trigger, 30)
+    assert event.payload["status"] == "timeout" and 1.5 < time.monotonic() - started < 10
+
+    # An unreachable lake is transient: checked again (waits 1 s, then 2 s), then the sensor fails.
+    started = time.monotonic()
+    event = first_event(lag_trigger(topic, lake["url"], "lake_down", min_lag=1, max_age_s=None, poke_interval=1, retries=2), 120)
+    assert event.payload["status"] == "error" and "LakeError on 3 checks in a row" in event.payload["message"]
+    assert time.monotonic() - started >= 3
+
+    # A missing connection is not transient: the first check fails.
+    event = first_event(lag_trigger(topic, lake["url"], "no_such_connection", min_lag=1, max_age_s=None, retries=5), 30)
+    assert event.payload["status"] == "error" and "no_such_connection" in event.payload["message"]
 
 
-def test_sensor_returns_at_once_with_lag_and_defers_without(stack, topic, lake_prefix, monkeypatch):
-    from airflow.sdk.exceptions import TaskDeferred
+def test_sensor_returns_at_once_with_lag_and_defers_with_ids_not_secrets(stack, topic, lake_prefix, connections):
+    from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
-    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_LAG", json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": stack.bootstrap}}))
-    monkeypatch.setenv("AIRFLOW_CONN_LAKE_LAG", json.dumps({
-        "conn_type": "aws", "login": stack.access_key, "password": stack.secret_key, "extra": {"endpoint_url": stack.s3_endpoint},
-    }))
     kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
     _core.produce(kafka, SIM, {"count": 100})
     sensor = KafkaLagSensor(
         task_id="lag", topic=topic, lake_url=lake["url"], kafka_conn_id="kafka_lag", lake_conn_id="lake_lag", min_lag=50,
+        timeout=600, poke_interval=0,
     )
+    assert sensor.poke_interval == 1.0
     assert sensor.execute(context={})["lag"] == 100
 
     _core.drain(kafka, lake, DRAIN)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(context={})
+    assert deferred.value.timeout == timedelta(seconds=600)
     trigger = deferred.value.trigger
     assert isinstance(trigger, KafkaLagTrigger)
     path, kwargs = trigger.serialize()
     assert path == "spotify_pipeline.triggers.kafka_lag.KafkaLagTrigger" and kwargs["min_lag"] == 50
+    assert 590 < kwargs["deadline"] - time.time() <= 600
     assert KafkaLagTrigger(**kwargs).serialize() == (path, kwargs)
+    # What Airflow stores in its database names connections; it holds no secret.
+    stored = json.dumps(kwargs)
+    assert stack.secret_key not in stored and stack.access_key not in stored and stack.bootstrap not in stored
     with pytest.raises(RuntimeError, match="boom"):
         sensor.execute_complete(context={}, event={"status": "error", "message": "boom"})
+    with pytest.raises(AirflowSensorTimeout):
+        sensor.execute_complete(context={}, event={"status": "timeout", "message": "not ready"})
+
+
+def test_a_non_deferrable_sensor_rides_out_a_transient_error_then_fails_on_the_next(stack, topic, lake_prefix, connections):
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    import spotify_pipeline as sp
+
+    sensor = KafkaLagSensor(
+        task_id="lag", topic=topic, lake_url=stack.lake(lake_prefix)["url"], kafka_conn_id="kafka_lag", lake_conn_id="lake_down",
+        deferrable=False, transient_retries=1, timeout=600,
+    )
+    _core.produce(stack.kafka(topic), SIM, {"count": 10})
+    assert sensor.poke({}) is False  # the first failure is retried
+    with pytest.raises(sp.LakeError):
+        sensor.poke({})  # the second in a row fails the task
+    waiting = KafkaLagSensor(
+        task_id="lag2", topic=topic, lake_url=stack.lake(lake_prefix)["url"], kafka_conn_id="kafka_lag", lake_conn_id="lake_lag",
+        deferrable=False, min_lag=1_000, timeout=2, poke_interval=1,
+    )
+    with pytest.raises(AirflowSensorTimeout):
+        waiting.execute(context={})

@@ -58,7 +58,11 @@ pub fn lag(kafka: &KafkaConfig, lake_cfg: &LakeConfig, dataset: &str) -> Result<
         let (low, high) = consumer
             .fetch_watermarks(&kafka.topic, p, kafka.timeout())
             .map_err(|e| Error::BrokerUnavailable(format!("watermarks of {}/{p} from {}: {e}", kafka.topic, kafka.bootstrap())))?;
-        let next = txns.get(id).copied().flatten().unwrap_or(low).max(low);
+        let drained = txns.get(id).copied().flatten();
+        if let Some(v) = drained.filter(|&v| v > high) {
+            return Err(crate::drain::topic_recreated(&kafka.topic, p, v, high));
+        }
+        let next = drained.unwrap_or(low).max(low);
         let oldest = if next < high { oldest_timestamp(&consumer, &kafka.topic, p, next, kafka.timeout())? } else { None };
         out.push(PartitionLag { partition: p, next_offset: next, high_watermark: high, lag: high - next, oldest_undrained_ms: oldest });
     }

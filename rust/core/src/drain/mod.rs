@@ -19,7 +19,7 @@ mod commit;
 mod consumer;
 mod worker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{bronze_schema, BRONZE_STATS_COLUMNS};
 use crate::kafka::{topic_partitions, KafkaConfig};
 use crate::lake::delta::{Table, TableSpec};
+use deltalake_core::protocol::{DeltaOperation, OutputMode};
 use crate::lake::{self, Lake, LakeConfig};
 use crate::progress::{ProgressFn, ProgressMeter};
 use crate::quarantine::{quarantine_schema, QUARANTINE_STATS_COLUMNS};
@@ -183,6 +184,51 @@ struct Start {
     quarantine_from: BTreeMap<i32, i64>,
 }
 
+/// The error for a partition whose lake offset is above its high watermark: the topic was deleted
+/// and created again (or its records were deleted), and its new offsets mean other records.
+pub(crate) fn topic_recreated(topic: &str, p: i32, lake_offset: i64, high: i64) -> Error {
+    Error::data(format!(
+        "partition {p} of {topic}: the lake has drained it up to offset {lake_offset}, but its high watermark is {high}: was the topic \
+         deleted and created again? Nothing was drained. To drain the new topic from its start, re-run the drain with reset_offsets"
+    ))
+}
+
+/// Records records lost to retention (allowed): one commit moves each partition's txn past the
+/// gap, so that the loss is skipped and counted once, not again by every later drain, and its
+/// commit says what was lost (`spotify_pipeline.lost_to_retention` in the commit's info). A
+/// partition another drain moved meanwhile is left to that drain.
+async fn record_loss(bronze: &mut Table, topic: &str, summary: &mut DrainSummary, start: &mut Start) -> Result<()> {
+    let lost: Vec<(i32, i64)> = summary.partitions.iter().filter(|pd| pd.lost_to_retention > 0).map(|pd| (pd.partition, pd.lost_to_retention)).collect();
+    let mut left: Vec<i32> = lost.iter().map(|&(p, _)| p).collect();
+    let operation = DeltaOperation::StreamingUpdate { output_mode: OutputMode::Append, query_id: format!("spotify-pipeline-drain/{topic}"), epoch_id: 0 };
+    while !left.is_empty() {
+        let mut txns = BTreeMap::new();
+        let mut what = serde_json::Map::new();
+        for &(p, records) in lost.iter().filter(|(p, _)| left.contains(p)) {
+            let (from, vb, _) = start.partitions[&p];
+            txns.insert(lake::txn_app_id(topic, p), (vb, from));
+            what.insert(p.to_string(), serde_json::json!({"from_offset": vb, "to_offset": from - 1, "records": records}));
+        }
+        let meta = HashMap::from([("spotify_pipeline".to_string(), serde_json::json!({"records": 0, "lost_to_retention": what}))]);
+        match bronze.commit_if_txns(Vec::new(), &txns, operation.clone(), meta).await? {
+            Ok(_) => {
+                summary.commits += 1;
+                for p in left.drain(..) {
+                    let entry = start.partitions.get_mut(&p).expect("drained");
+                    entry.1 = Some(entry.0);
+                }
+            }
+            Err(moved) => {
+                for pd in summary.partitions.iter_mut().filter(|pd| moved.contains(&lake::txn_app_id(topic, pd.partition))) {
+                    pd.left_to_other_drain = true;
+                    left.retain(|&p| p != pd.partition);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Drains `kafka.topic` into the lake. See the module documentation for the guarantees.
 pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, progress: &mut ProgressFn<'_>) -> Result<DrainSummary> {
     if opts.batch_max_records == 0 || opts.batch_max_bytes == 0 || opts.buffer_max_bytes == 0 {
@@ -207,7 +253,7 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
         return Err(Error::config(format!("topic {} has no partition {p} (it has {all:?})", kafka.topic)));
     }
 
-    let (bronze, quarantine) = rt.block_on(async {
+    let (mut bronze, quarantine) = rt.block_on(async {
         let b = Table::open_or_create(&lake, &bronze_spec(&opts.dataset)).await?;
         let q = Table::open_or_create(&lake, &quarantine_spec(&opts.dataset)).await?;
         Ok::<_, Error>((b, q))
@@ -237,13 +283,7 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
                 summary.warnings.push(format!("partition {p}: the lake was at offset {v}, above the high watermark {high}; drained again from {low} (reset_offsets)"));
                 None
             }
-            Some(v) if v > high => {
-                return Err(Error::data(format!(
-                    "partition {p} of {}: the lake has drained it up to offset {v}, but its high watermark is {high}: was the topic \
-                     deleted and created again? Nothing was drained. To drain the new topic from its start, re-run with reset_offsets",
-                    kafka.topic
-                )))
-            }
+            Some(v) if v > high => return Err(topic_recreated(&kafka.topic, p, v, high)),
             v => v,
         };
         let from = resume.unwrap_or(low).max(low);
@@ -269,6 +309,9 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
         summary.warnings.push(format!("{what}: skipped (allow_data_loss)"));
     }
     summary.lost_to_retention = summary.partitions.iter().map(|p| p.lost_to_retention).sum();
+    if summary.lost_to_retention > 0 {
+        rt.block_on(record_loss(&mut bronze, &kafka.topic, &mut summary, &mut start))?;
+    }
     let total = opts.max_records.map_or(total, |m| m.min(total));
     consumer.assign(&tpl)?;
 
@@ -343,7 +386,7 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
     summary.files = committed.files;
     summary.bytes = committed.bytes;
     summary.batches = committed.batches;
-    summary.commits = committed.commits;
+    summary.commits += committed.commits;
     // The committer's error is the cause; the consumer only saw that it stopped.
     if let Some(e) = commit_error {
         return Err(e);
