@@ -8,6 +8,13 @@ commits' statistics, and the ledger rows; then the staged files are removed. Sno
 load metadata would also skip a file loaded twice, but it lasts 64 days and knows nothing of
 Delta versions: the ledger is what makes a re-run a no-op.
 
+Snowflake does not enforce the ledger's primary key, and a transaction does not see another's
+uncommitted rows, so two loaders (two Airflow deployments, a manual run beside a scheduled one:
+nothing here is serialized by a pool) could both find the ledger at the same version and both
+load. Each load transaction therefore first UPDATEs the one row of ``<schema>._load_lock``:
+Snowflake lets one transaction at a time hold an UPDATE on a table, so a second loader waits
+there until the first commits, then finds the ledger moved and loads nothing.
+
 The connection is a normal ``snowflake`` connection (``apache-airflow-providers-snowflake``,
 install ``spotify-pipeline[snowflake]``). The bronze Parquet files are rewritten by the Rust
 core with a ``source_file`` column (``prepare_files(..., source_file_column=True)``), since
@@ -92,11 +99,24 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
 
         return SnowflakeHook(snowflake_conn_id=self.snowflake_conn_id).get_conn()
 
+    @property
+    def lock_table(self) -> str:
+        return f"{self.schema}._load_lock"
+
     def ensure_tables(self, con) -> None:
         cur = con.cursor()
         for statement in self.create_statements():
             cur.execute(statement)
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {self.lock_table} (holder VARCHAR, locked_at TIMESTAMP_NTZ)")
+        # One row to UPDATE (two, if two loaders create it at once: the UPDATE locks the table).
+        cur.execute(f"INSERT INTO {self.lock_table} SELECT NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM {self.lock_table})")
         cur.execute(f"CREATE STAGE IF NOT EXISTS {self.stage} FILE_FORMAT = (TYPE = PARQUET)")
+
+    def claim(self, con, cur, ranges: dict[str, dict[str, Any]], holder: str) -> bool:
+        """Inside a load transaction: takes the load lock (waiting for another loader's commit),
+        then tells whether the version ledger is still where this load started."""
+        cur.execute(f"UPDATE {self.lock_table} SET holder = %s, locked_at = SYSDATE()", [holder])
+        return all(self.loaded_versions(con).get(t, -1) == r["after"] for t, r in ranges.items())
 
     def loaded_versions(self, con) -> dict[str, int]:
         cur = con.cursor()
@@ -130,8 +150,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
     def load_range(self, con, ranges: dict[str, dict[str, Any]]) -> bool:
         """Loads each lake table's range of versions with its ledger rows in one transaction:
         all or nothing. Returns False, loading nothing, if the version ledger is no longer at
-        ``after``: Snowflake does not enforce the ledger's key, so two loaders are told apart
-        by this check, made inside the transaction."""
+        ``after`` once this load holds the load lock (see the module documentation)."""
         cur = con.cursor()
         load_dir = f"load_{uuid.uuid4().hex}"
         staged = {t: r for t, r in ranges.items() if r["files"]}
@@ -141,7 +160,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
             self._stage_files(cur, load_dir, [f["local_path"] for f in r["files"]], lake_table, tmp)
         try:
             with _transaction(cur):
-                if any(self.loaded_versions(con).get(t, -1) != r["after"] for t, r in ranges.items()):
+                if not self.claim(con, cur, ranges, load_dir):
                     raise _AlreadyLoaded
                 for lake_table, r in ranges.items():
                     self._load_in_transaction(cur, lake_table, r, load_dir)

@@ -11,16 +11,16 @@ load metadata, transaction semantics beyond what DuckDB gives the emulator, perf
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 
+import fakesnow  # the Snowflake emulator, a declared dev dependency (requirements/dev.lock)
 import pytest
 
 from reconcile import bronze_commits, committed_bronze, quarantined
 from spotify_pipeline import _core
 from spotify_pipeline.hooks.snowflake import SnowflakeWarehouseHook
 from spotify_pipeline.operators.stage import StageToWarehouseOperator
-
-fakesnow = pytest.importorskip("fakesnow", reason="fakesnow (the Snowflake emulator) is in requirements/dev.lock")
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +119,45 @@ def test_snowflake_path_loads_exactly_once_with_quarantine_and_reference(stack, 
     assert again["batches"] == 0 and again["versions"] == {}
     assert rows(snowflake, "SELECT count(*) FROM bronze.spotify_events") == [(bronze.num_rows,)]
     assert rows(snowflake, "SELECT count(*) FROM reference.songs") == [(SIM["songs"],)]
+
+
+
+def test_two_loaders_of_one_range_record_it_once(stack, topic, lake_prefix, snowflake, tmp_path, monkeypatch):
+    """Loader A holds a load transaction open (lock taken, ledger checked) when loader B, on
+    another connection, loads the same range. Without the lock B would pass the ledger check
+    (A has committed nothing) and load: with A's rows, twice. With it, B waits for A in
+    Snowflake; in fakesnow (DuckDB underneath) B's UPDATE of the lock row conflicts at once.
+    Either way B records nothing while A holds the lock, and each range is recorded once."""
+    from spotify_pipeline.operators.stage import StageToWarehouseOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE_SF", json.dumps({
+        "conn_type": "aws", "login": stack.access_key, "password": stack.secret_key, "extra": {"endpoint_url": stack.s3_endpoint},
+    }))
+    kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
+    _core.produce(kafka, SIM, {"count": 1_000})
+    drained = _core.drain(kafka, lake, DRAIN)
+    op = StageToWarehouseOperator(task_id="stage", lake_url=lake["url"], lake_conn_id="lake_sf", warehouse_conn_id="snowflake_fake")
+    [chunk] = op._chunks(_core.pending_versions(lake, "spotify_events", -1, -1), {"events": -1, "quarantine": -1}) or [None]
+
+    def prepared() -> dict:
+        return op._prepare(lake, json.loads(json.dumps(chunk)), str(tmp_path / uuid.uuid4().hex), lambda *_: None, True)
+
+    with snowflake.connect() as a, snowflake.connect() as b:
+        snowflake.ensure_tables(a)
+        cur_a = a.cursor()
+        cur_a.execute("BEGIN")
+        assert snowflake.claim(a, cur_a, chunk, "loader-a")
+        try:
+            loaded_by_b = snowflake.load_range(b, prepared())
+        except Exception as e:  # noqa: BLE001 - fakesnow: the UPDATE of the lock row conflicts
+            assert "onflict" in str(e), e
+            loaded_by_b = False
+        assert loaded_by_b is False
+        assert rows(snowflake, "SELECT count(*) FROM bronze._load_versions") == [(0,)]
+        cur_a.execute("ROLLBACK")
+        assert snowflake.load_range(b, prepared()) is True  # A let go: B loads
+        assert snowflake.load_range(a, prepared()) is False  # and A, again, loads nothing
+    assert rows(snowflake, "SELECT count(*) FROM bronze.spotify_events") == [(drained["rows"],)]
+    assert rows(snowflake, "SELECT table_name, count(*) FROM bronze._load_versions GROUP BY 1 ORDER BY 1") == [
+        (t, 1) for t in sorted(chunk)
+    ]
