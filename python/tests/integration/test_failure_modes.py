@@ -293,3 +293,101 @@ def test_an_impossible_release_date_is_quarantined_not_rolled_over(stack, topic,
     assert (d["rows"], d["quarantined"]) == (1, 2)
     assert committed_bronze(stack, lake_prefix, topic).column("release_date").to_pylist()[0].isoformat() == "2024-02-29"
     assert sorted(r["kafka_offset"] for r in quarantined(stack, lake_prefix, topic)) == [0, 2]
+
+
+# 9 -------------------------------------------------------------------------------------------
+def test_records_from_another_producer_follow_the_contract(stack, topic, lake_prefix):
+    """Written by confluent-kafka, not our producer: what other producers really send. The
+    contract (README, "Records from other producers") accepts JSON in any field order or layout,
+    every RFC 3339 timestamp (kept to the microsecond), unicode escapes, keys or none, and a
+    byte order mark; it quarantines tombstones and empty values (empty_value) and timestamps
+    without an offset (bad_timestamp)."""
+    base = json.loads(_core.simulate(SIM, 1)[0][1])
+    at = "2026-03-01 10:00:00+00:00"
+
+    def event(**fields) -> dict:
+        return {**base, "event_id": str(uuid.uuid4()), **fields}
+
+    accepted: list[tuple[str, bytes | None, bytes | None, str]] = [  # name, key, value, event_ts read back
+        ("fields in another order", b"k", json.dumps(dict(reversed(list(event(event_ts="2026-03-01T10:00:00Z").items())))).encode(), at),
+        ("pretty-printed", b"k", json.dumps(event(event_ts="2026-03-01T10:00:00Z"), indent=2).encode(), at),
+        ("no key", None, json.dumps(event(event_ts="2026-03-01T10:00:00Z")).encode(), at),
+        ("unicode escapes", b"k", json.dumps(event(event_ts="2026-03-01T10:00:00Z", song_name="Caf\u00e9 \U0001F3B5"), ensure_ascii=True).encode(), at),
+        ("byte order mark", b"k", b"\xef\xbb\xbf" + json.dumps(event(event_ts="2026-03-01T10:00:00Z")).encode(), at),
+        ("no fraction", b"k", json.dumps(event(event_ts="2026-03-01T10:00:00Z")).encode(), at),
+        ("one fractional digit", b"k", json.dumps(event(event_ts="2026-03-01T10:00:00.1Z")).encode(), "2026-03-01 10:00:00.100000+00:00"),
+        ("microseconds", b"k", json.dumps(event(event_ts="2026-03-01T10:00:00.123456Z")).encode(), "2026-03-01 10:00:00.123456+00:00"),
+        ("nanoseconds, cut", b"k", json.dumps(event(event_ts="2026-03-01T10:00:00.123456789Z")).encode(), "2026-03-01 10:00:00.123456+00:00"),
+        ("an offset", b"k", json.dumps(event(event_ts="2026-03-01T04:30:00-05:30")).encode(), at),
+        ("lower-case t and z", b"k", json.dumps(event(event_ts="2026-03-01t10:00:00z")).encode(), at),
+        ("a space for the T", b"k", json.dumps(event(event_ts="2026-03-01 10:00:00Z")).encode(), at),
+    ]
+    refused = [("tombstone", b"k", None, "empty_value"), ("empty value", b"k", b"", "empty_value"),
+               ("no offset", b"k", json.dumps(event(event_ts="2026-03-01T10:00:00")).encode(), "bad_timestamp")]
+    from confluent_kafka import Producer
+
+    create_topic(stack, topic)
+    p = Producer({"bootstrap.servers": stack.bootstrap})
+    cases = accepted + refused
+    for _, key, value, _ in cases:
+        p.produce(topic, value=value, key=key, partition=0)
+    assert p.flush(30) == 0
+
+    d = _core.drain(stack.kafka(topic), stack.lake(lake_prefix), DRAIN)
+    assert (d["rows"], d["quarantined"]) == (len(accepted), len(refused))
+    rows = {r["kafka_offset"]: r for r in committed_bronze(stack, lake_prefix, topic).to_pylist()}
+    for offset, (name, _, _, ts) in enumerate(accepted):
+        assert str(rows[offset]["event_ts"]) == ts, name
+    assert rows[3]["song_name"] == "Caf\u00e9 \U0001F3B5"
+    got = {r["kafka_offset"]: r["reason"] for r in quarantined(stack, lake_prefix, topic)}
+    assert got == {len(accepted) + i: reason for i, (_, _, _, reason) in enumerate(refused)}
+
+
+# 6 -------------------------------------------------------------------------------------------
+def test_transactions_committed_aborted_and_open_are_drained_read_committed(stack, topic, lake_prefix):
+    """Real transactional producers (confluent-kafka): a committed transaction is drained, an
+    aborted one never is, an open one holds the drain at the last stable offset without a wait,
+    and once it commits the next drain takes it and what followed it. Transaction markers take
+    offsets that hold no record: the lake's txn still reaches the end, so lag is 0."""
+    from confluent_kafka import Producer
+
+    kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
+    create_topic(stack, topic)
+    events = [json.loads(e) for _, e in _core.simulate(SIM, 35)]
+    ids = [e["event_id"] for e in events]
+    payloads = [json.dumps(e).encode() for e in events]
+
+    def transactional(name: str) -> Producer:
+        p = Producer({"bootstrap.servers": stack.bootstrap, "transactional.id": f"{topic}-{name}"})
+        p.init_transactions(30)
+        p.begin_transaction()
+        return p
+
+    committed = transactional("committed")
+    for v in payloads[:10]:
+        committed.produce(topic, v, partition=0)
+    committed.commit_transaction(30)
+    aborted = transactional("aborted")
+    for v in payloads[10:20]:
+        aborted.produce(topic, v, partition=0)
+    assert aborted.flush(30) == 0  # on the broker, then aborted
+    aborted.abort_transaction(30)
+    still_open = transactional("open")
+    for v in payloads[20:30]:
+        still_open.produce(topic, v, partition=0)
+    assert still_open.flush(30) == 0
+    produce_raw(stack, topic, payloads[30:])  # after the open transaction: not stable yet
+
+    started = time.monotonic()
+    first = _core.drain(kafka, lake, DRAIN)
+    assert first["rows"] == 10 and time.monotonic() - started < 10  # no wait for the open transaction
+    assert _core.lag(kafka, lake)["lag"] == 0
+
+    still_open.commit_transaction(30)
+    second = _core.drain(kafka, lake, DRAIN)
+    assert second["rows"] == 15
+    assert _core.lag(kafka, lake)["lag"] == 0 and _core.drain(kafka, lake, DRAIN)["rows"] == 0
+    bronze = committed_bronze(stack, lake_prefix, topic)
+    assert sorted(bronze.column("event_id").to_pylist()) == sorted(ids[:10] + ids[20:])  # never the aborted ones
+    marks = watermarks(stack, topic)[0]
+    assert first["partitions"][0]["next_offset"] < second["partitions"][0]["next_offset"] == marks[1]

@@ -93,6 +93,16 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     parse_canonical_ms(s).or_else(|| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()))
 }
 
+/// Parses RFC 3339 timestamps to UTC microseconds, the bronze column's unit: every form RFC 3339
+/// allows (any offset, `t`/`z` in either case, a space for the `T`, any number of fractional
+/// digits; digits past the sixth are cut, not rounded). The contract's own form takes the fast path.
+pub fn parse_rfc3339_us(s: &str) -> Option<i64> {
+    match parse_canonical_ms(s) {
+        Some(ms) => Some(ms * 1000),
+        None => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros()),
+    }
+}
+
 /// The contract's own form, `YYYY-MM-DDTHH:MM:SS.mmmZ`, without the general parser: it is what
 /// almost every event carries, once per record on the drain's hot path.
 pub(crate) fn parse_canonical_ms(s: &str) -> Option<i64> {
@@ -136,4 +146,24 @@ mod tests {
         assert_eq!(h, "00abcdef");
     }
 
+    #[test]
+    fn every_rfc3339_form_parses_to_microseconds() {
+        let at = 1_772_359_200_000_000; // 2026-03-01T10:00:00Z
+        for (ts, us) in [
+            ("2026-03-01T10:00:00.000Z", at),
+            ("2026-03-01T10:00:00Z", at),
+            ("2026-03-01T10:00:00.1Z", at + 100_000),
+            ("2026-03-01T10:00:00.123456Z", at + 123_456),
+            ("2026-03-01T10:00:00.123456789Z", at + 123_456),
+            ("2026-03-01T11:00:00+01:00", at),
+            ("2026-03-01T04:30:00.5-05:30", at + 500_000),
+            ("2026-03-01t10:00:00z", at),
+            ("2026-03-01 10:00:00Z", at),
+        ] {
+            assert_eq!(parse_rfc3339_us(ts), Some(us), "{ts}");
+        }
+        for bad in ["2026-03-01T10:00:00", "2026-03-01", "2026-02-30T10:00:00Z", "yesterday", ""] {
+            assert_eq!(parse_rfc3339_us(bad), None, "{bad}");
+        }
+    }
 }

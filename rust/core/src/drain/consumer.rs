@@ -147,7 +147,7 @@ impl<'a> Run<'a> {
                         let high = self.slots.get(el.partition() as usize).and_then(|s| s.high);
                         if let (Offset::Offset(o), Some(high)) = (el.offset(), high) {
                             if o >= high {
-                                self.finish_partition(el.partition())?;
+                                self.finish_at(el.partition(), high)?;
                             }
                         }
                     }
@@ -164,6 +164,25 @@ impl<'a> Run<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The consumer's position passed `end` on partition `p` with offsets below it that never
+    /// arrived: they hold no record a reader may see (transaction markers, aborted records). The
+    /// last batch's range covers them, an empty batch if need be, so that the partition's txn
+    /// moves to `end` and the lake's lag reaches 0 (a committed transaction's marker otherwise
+    /// left a lag of 1 that no drain could remove).
+    fn finish_at(&mut self, p: i32, end: i64) -> Result<()> {
+        let slot = &mut self.slots[p as usize];
+        if slot.from < end {
+            let (payloads, records) = if slot.open.is_none() { self.spare.pop().unwrap_or_default() } else { Default::default() };
+            let seq = slot.next_seq;
+            let batch = slot.open.get_or_insert_with(|| {
+                slot.next_seq += 1;
+                RawBatch { partition: p, seq, from: slot.from, last: end - 1, payloads, records }
+            });
+            batch.last = end - 1;
+        }
+        self.finish_partition(p)
     }
 
     /// Partition `p` reached its high watermark: its last batch goes.

@@ -93,7 +93,7 @@ impl BronzeBuilder {
                     self.strings[s].append_null();
                     s += 1;
                 }
-                (Kind::Timestamp, Cell::Millis(v)) => self.ts.append_value(*v * 1000),
+                (Kind::Timestamp, Cell::Micros(v)) => self.ts.append_value(*v),
                 (Kind::Date, Cell::Days(v)) => self.date.append_value(*v),
                 (Kind::Int64, Cell::Int(v)) => {
                     self.ints64[i].append_value(*v);

@@ -8,7 +8,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Serialize;
 
 use super::EVENT_TYPES;
-use crate::time::{parse_date_days, parse_rfc3339_ms};
+use crate::time::{parse_date_days, parse_rfc3339_us};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
@@ -93,11 +93,21 @@ pub enum Reason {
     UnknownEventType,
     Oversized,
     BadTimestamp,
+    /// A null value (a tombstone, as compacted topics use to delete a key) or an empty one.
+    EmptyValue,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] =
-        [Reason::InvalidJson, Reason::NotUtf8, Reason::MissingField, Reason::WrongType, Reason::UnknownEventType, Reason::Oversized, Reason::BadTimestamp];
+    pub const ALL: [Reason; 8] = [
+        Reason::InvalidJson,
+        Reason::NotUtf8,
+        Reason::MissingField,
+        Reason::WrongType,
+        Reason::UnknownEventType,
+        Reason::Oversized,
+        Reason::BadTimestamp,
+        Reason::EmptyValue,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -108,6 +118,7 @@ impl Reason {
             Reason::UnknownEventType => "unknown_event_type",
             Reason::Oversized => "oversized",
             Reason::BadTimestamp => "bad_timestamp",
+            Reason::EmptyValue => "empty_value",
         }
     }
 }
@@ -136,7 +147,8 @@ impl Rejection {
 pub(crate) enum Cell<'a> {
     Str(Cow<'a, str>),
     Null,
-    Millis(i64),
+    /// Microseconds since the epoch, UTC.
+    Micros(i64),
     Days(i32),
     Int(i64),
 }
@@ -176,7 +188,7 @@ fn validate(field: usize, raw: Raw<'_>) -> Result<Cell<'_>, Rejection> {
             Cell::Str(s)
         }
         (Kind::Timestamp, Raw::Str(s)) => {
-            Cell::Millis(parse_rfc3339_ms(&s).ok_or_else(|| Rejection::new(Reason::BadTimestamp, format!("{name}={s}")))?)
+            Cell::Micros(parse_rfc3339_us(&s).ok_or_else(|| Rejection::new(Reason::BadTimestamp, format!("{name}={s}")))?)
         }
         (Kind::Date, Raw::Str(s)) => {
             Cell::Days(parse_date_days(&s).ok_or_else(|| Rejection::new(Reason::WrongType, format!("{name}={s}")))?)
@@ -194,8 +206,8 @@ pub(crate) fn from_raw<'a>(raw: [Raw<'a>; CONTRACT.len()], extra: Option<String>
     let mut event_ts_ms = 0;
     for (field, (r, cell)) in raw.into_iter().zip(&mut cells).enumerate() {
         *cell = validate(field, r)?;
-        if let Cell::Millis(ms) = cell {
-            event_ts_ms = *ms;
+        if let Cell::Micros(us) = cell {
+            event_ts_ms = us.div_euclid(1000);
         }
     }
     Ok(ValidEvent { cells, event_ts_ms, extra })

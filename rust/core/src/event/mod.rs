@@ -9,7 +9,7 @@ mod parse;
 pub use bronze::{BronzeBuilder, KafkaPosition};
 pub use contract::{bronze_schema, utc_timestamp, Reason, Rejection, ValidEvent, BRONZE_STATS_COLUMNS};
 pub use parse::parse_event;
-pub use crate::time::{format_date, format_rfc3339_ms, parse_rfc3339_ms, push_hex};
+pub use crate::time::{format_date, format_rfc3339_ms, parse_rfc3339_ms, parse_rfc3339_us, push_hex};
 
 use serde::Serialize;
 

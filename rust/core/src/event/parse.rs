@@ -163,6 +163,11 @@ pub fn parse_event(payload: &[u8]) -> Result<ValidEvent<'_>, Rejection> {
     if payload.len() > MAX_EVENT_BYTES {
         return Err(Rejection::new(Reason::Oversized, format!("{} bytes > {}", payload.len(), MAX_EVENT_BYTES)));
     }
+    if payload.is_empty() {
+        return Err(Rejection::new(Reason::EmptyValue, "null (a tombstone) or empty value"));
+    }
+    // RFC 8259 lets a parser ignore a byte order mark; some producers (.NET, Windows tools) send one.
+    let payload = payload.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(payload);
     // The SIMD check says only yes or no; the standard one says where, for the quarantine.
     let text = match simdutf8::basic::from_utf8(payload) {
         Ok(text) => text,
@@ -337,9 +342,17 @@ mod tests {
             ({ let mut v = sample(); v["duration_ms"] = "long".into(); v.to_string().into_bytes() }, "wrong_type"),
             ({ let mut v = sample(); v["event_type"] = "dance".into(); v.to_string().into_bytes() }, "unknown_event_type"),
             ({ let mut v = sample(); v["event_ts"] = "yesterday".into(); v.to_string().into_bytes() }, "bad_timestamp"),
+            (Vec::new(), "empty_value"),
         ];
         for (payload, class) in cases {
             assert_eq!(parse_event(&payload).unwrap_err().class.as_str(), class);
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let plain = sample().to_string().into_bytes();
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), &plain].concat();
+        assert_eq!(parse_event(&with_bom).unwrap(), parse_event(&plain).unwrap());
     }
 }

@@ -40,6 +40,7 @@ pub(super) fn corrupt(buf: &mut Vec<u8>, c: usize) -> Result<()> {
         Reason::Oversized => edit(&|o| drop(o.insert("padding".into(), "x".repeat(crate::event::MAX_EVENT_BYTES).into())))?,
         // Not injected: the simulator writes its timestamps itself.
         Reason::BadTimestamp => edit(&|o| drop(o.insert("event_ts".into(), "yesterday".into())))?,
+        Reason::EmptyValue => buf.clear(),
     }
     Ok(())
 }
