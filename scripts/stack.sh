@@ -20,6 +20,9 @@ CACHE=${SPOTIFY_STACK_CACHE:-$HOME/.cache/spotify-pipeline}
 STATE=${SPOTIFY_STACK_HOME:-$CACHE/stack}
 KAFKA_PORT=${SPOTIFY_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${SPOTIFY_KAFKA_CONTROLLER_PORT:-9093}
+# A second listener that requires SASL/PLAIN, for the tests of authenticated clients.
+KAFKA_SASL_PORT=${SPOTIFY_KAFKA_SASL_PORT:-9094}
+KAFKA_SASL_USER=spotify
 MINIO_PORT=${SPOTIFY_MINIO_PORT:-9000}
 MINIO_CONSOLE_PORT=${SPOTIFY_MINIO_CONSOLE_PORT:-9001}
 MINIO_USER=${SPOTIFY_MINIO_USER:-minioadmin}
@@ -74,6 +77,17 @@ install_minio() {
     go install "github.com/minio/minio@$MINIO_VERSION" || die "go install of MinIO failed"
 }
 
+# The SASL listener's password: random, made once per machine, kept with the stack's state
+# (mode 600), never a known default.
+kafka_sasl_password() {
+  local f=$STATE/kafka/sasl-password
+  if [[ ! -s $f ]]; then
+    mkdir -p "$(dirname "$f")"
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
+  fi
+  cat "$f"
+}
+
 kafka_java() {
   java -Xms512m -Xmx1g -cp "$KAFKA_LIBS/*" \
     -Dlog4j2.configurationFile="$STATE/kafka/log4j2.properties" "$@"
@@ -83,15 +97,18 @@ start_kafka() {
   if pid=$(running_pid kafka); then log "Kafka already running (pid $pid)"; return; fi
   port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by a process this script did not start (set SPOTIFY_KAFKA_PORT)"
   mkdir -p "$STATE/kafka/data"
+  local sasl_password; sasl_password=$(kafka_sasl_password)
   cat >"$STATE/kafka/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$sasl_password";
 log.dirs=$STATE/kafka/data
 num.partitions=3
 # Topics are created on purpose (by the producer), so a typo is an error, not a new topic.
@@ -187,6 +204,9 @@ export SPOTIFY_S3_ACCESS_KEY=$MINIO_USER
 export SPOTIFY_S3_SECRET_KEY=$MINIO_PASSWORD
 export SPOTIFY_LAKE_BUCKET=$BUCKET
 export SPOTIFY_KAFKA_LIBS='$KAFKA_LIBS'
+export SPOTIFY_KAFKA_SASL_BOOTSTRAP=127.0.0.1:$KAFKA_SASL_PORT
+export SPOTIFY_KAFKA_SASL_USER=$KAFKA_SASL_USER
+export SPOTIFY_KAFKA_SASL_PASSWORD=$(kafka_sasl_password)
 ENV
 }
 
@@ -208,6 +228,9 @@ case $cmd in
     stop_one minio
     ;;
   restart-kafka) stop_one kafka; start_kafka; wait_healthy ;;
+  # For tests of outages: the broker down, then up again (its data kept).
+  stop-kafka) stop_one kafka ;;
+  start-kafka) start_kafka; wait_healthy ;;
   restart-minio) stop_one minio; start_minio; wait_healthy ;;
   status)
     for n in kafka minio; do
@@ -215,5 +238,5 @@ case $cmd in
     done
     ;;
   env) print_env ;;
-  *) die "usage: $0 up|down|status|env|restart-kafka|restart-minio" ;;
+  *) die "usage: $0 up|down|status|env|restart-kafka|restart-minio|stop-kafka|start-kafka" ;;
 esac

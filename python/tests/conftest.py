@@ -37,6 +37,9 @@ def stack() -> Stack:
         secret_key=env["SPOTIFY_S3_SECRET_KEY"],
         bucket=env["SPOTIFY_LAKE_BUCKET"],
         kafka_libs=env["SPOTIFY_KAFKA_LIBS"],
+        sasl_bootstrap=env["SPOTIFY_KAFKA_SASL_BOOTSTRAP"],
+        sasl_user=env["SPOTIFY_KAFKA_SASL_USER"],
+        sasl_password=env["SPOTIFY_KAFKA_SASL_PASSWORD"],
     )
 
 

@@ -21,6 +21,10 @@ class Stack:
     secret_key: str
     bucket: str
     kafka_libs: str
+    # The broker's SASL/PLAIN listener (scripts/stack.sh): its address, user and password.
+    sasl_bootstrap: str = ""
+    sasl_user: str = ""
+    sasl_password: str = ""
 
     def kafka(self, topic: str, timeout_s: int = 30) -> dict[str, Any]:
         return {"client": {"bootstrap.servers": self.bootstrap}, "topic": topic, "timeout_s": timeout_s}

@@ -391,3 +391,53 @@ def test_transactions_committed_aborted_and_open_are_drained_read_committed(stac
     assert sorted(bronze.column("event_id").to_pylist()) == sorted(ids[:10] + ids[20:])  # never the aborted ones
     marks = watermarks(stack, topic)[0]
     assert first["partitions"][0]["next_offset"] < second["partitions"][0]["next_offset"] == marks[1]
+
+
+# 11 ------------------------------------------------------------------------------------------
+PRODUCE_SCRIPT = """
+import json, sys
+from spotify_pipeline import _core
+try:
+    _core.produce(json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]))
+except Exception as e:
+    print(f"{type(e).__name__}: {e}", flush=True)
+    sys.exit(3)
+"""
+
+
+def test_a_broker_outage_longer_than_the_delivery_timeout_fails_the_producer_and_a_rerun_reconciles(stack, topic, lake_prefix):
+    """The broker stops mid-produce for longer than message.timeout.ms (4 s here, set through the
+    connection's client config): the task fails saying how many events were not delivered. The
+    broker comes back, the task is re-run with the same seed: bronze then holds every event, the
+    ones delivered before the outage twice (at least once upstream; silver keeps one of each)."""
+    stack_sh = str(ROOT / "scripts" / "stack.sh")
+    kafka = {**stack.kafka(topic), "client": {"bootstrap.servers": stack.bootstrap, "message.timeout.ms": "4000"}}
+    sim, n = {**SIM, "seed": 74}, 20_000
+    _core.produce(kafka, sim, {"count": 0, "partitions": 2})  # the topic
+    proc = subprocess.Popen([sys.executable, "-c", PRODUCE_SCRIPT, json.dumps(kafka), json.dumps(sim),
+                             json.dumps({"count": n, "rate_per_s": 2_000})], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        subprocess.run([stack_sh, "stop-kafka"], check=True, timeout=120)
+        started = time.monotonic()
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 3 and "were not delivered" in out, out
+        assert time.monotonic() - started < 60
+    finally:
+        proc.kill()
+        subprocess.run([stack_sh, "start-kafka"], check=True, timeout=300)
+
+    rerun = _core.produce(kafka, sim, {"count": n})
+    assert rerun["events"] == n == sum(r["count"] for r in rerun["partitions"])
+    for r in rerun["partitions"]:  # this run's own offsets: contiguous, after what the failed run delivered
+        assert r["last_offset"] - r["first_offset"] + 1 == r["count"]
+    _core.drain(kafka, stack.lake(lake_prefix), DRAIN)
+    ids = committed_bronze(stack, lake_prefix, topic).column("event_id").to_pylist()
+    expected = {json.loads(e)["event_id"] for k, e in _core.simulate(sim, n) if not k.startswith("malformed")}
+    assert set(ids) == expected
+    counts: dict[str, int] = {}
+    for i in ids:
+        counts[i] = counts.get(i, 0) + 1
+    redelivered = [i for i, c in counts.items() if c > 1]
+    assert redelivered and max(counts.values()) == 2 and len(ids) == n + len(redelivered)
+    assert min(r["first_offset"] for r in rerun["partitions"]) > 0  # the failed run's records come first

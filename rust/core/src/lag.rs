@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::kafka::{topic_partitions, KafkaConfig};
+use crate::kafka::{topic_partitions, ClientErrors, KafkaConfig, KafkaConsumer};
 use crate::lake::delta::Table;
 use crate::lake::{bronze_table, txn_app_id, Lake, LakeConfig};
 use crate::{Error, Result};
@@ -45,8 +45,8 @@ pub fn lag(kafka: &KafkaConfig, lake_cfg: &LakeConfig, dataset: &str) -> Result<
     })?;
     let mut cc = kafka.client_config()?;
     cc.set("group.id", "spotify-pipeline-lag-probe").set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = cc.create()?;
-    let parts = topic_partitions(consumer.client(), kafka)?
+    let consumer: KafkaConsumer = cc.create_with_context(ClientErrors::default())?;
+    let parts = topic_partitions(consumer.client(), kafka, &|| drop(consumer.poll(Duration::from_millis(200))))?
         .ok_or_else(|| Error::kafka(format!("topic {} does not exist on {}", kafka.topic, kafka.bootstrap())))?;
     let ids: Vec<String> = parts.iter().map(|&p| txn_app_id(&kafka.topic, p)).collect();
     let txns = match &table {
@@ -76,7 +76,7 @@ pub fn lag(kafka: &KafkaConfig, lake_cfg: &LakeConfig, dataset: &str) -> Result<
 }
 
 /// Timestamp of the record at `offset` (or the first one after it).
-fn oldest_timestamp(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64, timeout: Duration) -> Result<Option<i64>> {
+fn oldest_timestamp(consumer: &KafkaConsumer, topic: &str, partition: i32, offset: i64, timeout: Duration) -> Result<Option<i64>> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
     consumer.assign(&tpl)?;

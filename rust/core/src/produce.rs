@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
-use crate::kafka::{ensure_topic, existing_partitions, KafkaConfig};
+use crate::kafka::{ensure_topic, existing_partitions, ClientErrors, KafkaConfig, KeepsErrors};
 use crate::progress::{ProgressFn, ProgressMeter};
 use crate::simulate::{SimConfig, SimStats, Simulator};
 use crate::{Error, Result};
@@ -95,6 +96,7 @@ struct Deliveries {
     ok: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    client_errors: ClientErrors,
     /// Per partition id: (lowest offset, highest offset, count).
     ranges: Vec<(AtomicI64, AtomicI64, AtomicU64)>,
 }
@@ -105,6 +107,7 @@ impl Deliveries {
             ok: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             first_error: Mutex::new(None),
+            client_errors: ClientErrors::default(),
             ranges: (0..partitions).map(|_| (AtomicI64::new(i64::MAX), AtomicI64::new(i64::MIN), AtomicU64::new(0))).collect(),
         }
     }
@@ -136,7 +139,21 @@ impl Deliveries {
     }
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.client_errors.record_log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.client_errors.record(&error, reason);
+    }
+}
+
+impl KeepsErrors for Deliveries {
+    fn client_error(&self) -> Option<String> {
+        self.client_errors.first()
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
@@ -171,10 +188,14 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
         existing_partitions(kafka)?
     };
     let mut cc = kafka.client_config()?;
-    cc.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", &opts.compression)
-        .set("message.timeout.ms", (kafka.timeout_s * 1000).to_string());
+    cc.set("enable.idempotence", "true").set("acks", "all").set("compression.type", &opts.compression);
+    // How long an event may wait for the broker before it counts as not delivered: the
+    // connection's message.timeout.ms if it sets one, else the config's timeout.
+    let message_timeout_ms: u64 = match kafka.client.get("message.timeout.ms") {
+        Some(v) => v.parse().map_err(|_| Error::config(format!("message.timeout.ms is not a number: {v:?}")))?,
+        None => kafka.timeout_s * 1000,
+    };
+    cc.set("message.timeout.ms", message_timeout_ms.to_string());
     // In-flight memory is bounded by bytes (64 MiB), not by a message count.
     for (k, v) in [
         ("linger.ms", "20"),
@@ -241,11 +262,12 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
         }
         produced += 1;
     }
-    producer
-        .flush(kafka.timeout())
-        .map_err(|e| Error::kafka(format!("not every event was acknowledged within {}s: {e}", kafka.timeout_s)))?;
+    // Longer than the message timeout, so that every event is acknowledged or reported failed
+    // (and counted) before the flush gives up.
+    let flushed = producer.flush(Duration::from_millis(message_timeout_ms + 5_000));
     let ctx = producer.context();
     ctx.check()?;
+    flushed.map_err(|e| Error::kafka(format!("{} events were not delivered: still unacknowledged after {} ms ({e})", producer.in_flight_count(), message_timeout_ms + 5_000)))?;
     let ok = ctx.ok.load(Ordering::Relaxed);
     if ok != produced {
         return Err(Error::kafka(format!("{ok} of {produced} events acknowledged")));

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::batch::{RawBatch, RawRecord};
 use super::{DrainOptions, Start};
-use crate::kafka::KafkaConfig;
+use crate::kafka::{KafkaConfig, KafkaConsumer};
 use crate::progress::{ProgressFn, ProgressMeter};
 use crate::{Error, Result};
 
@@ -37,7 +37,7 @@ struct Slot {
 }
 
 pub(super) struct Run<'a> {
-    consumer: &'a BaseConsumer,
+    consumer: &'a KafkaConsumer,
     topic: &'a str,
     bootstrap: &'a str,
     opts: &'a DrainOptions,
@@ -55,7 +55,7 @@ pub(super) struct Run<'a> {
 
 impl<'a> Run<'a> {
     pub fn new(
-        consumer: &'a BaseConsumer,
+        consumer: &'a KafkaConsumer,
         kafka: &'a KafkaConfig,
         opts: &'a DrainOptions,
         start: &Start,

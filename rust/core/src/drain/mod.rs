@@ -23,12 +23,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{bronze_schema, BRONZE_STATS_COLUMNS};
-use crate::kafka::{topic_partitions, KafkaConfig};
+use crate::kafka::{topic_partitions, ClientErrors, KafkaConfig, KafkaConsumer};
 use crate::lake::delta::{Table, TableSpec};
 use deltalake_core::protocol::{DeltaOperation, OutputMode};
 use crate::lake::{self, Lake, LakeConfig};
@@ -245,8 +245,8 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
             cc.set(*k, *v);
         }
     }
-    let consumer: BaseConsumer = cc.create()?;
-    let all = topic_partitions(consumer.client(), kafka)?
+    let consumer: KafkaConsumer = cc.create_with_context(ClientErrors::default())?;
+    let all = topic_partitions(consumer.client(), kafka, &|| drop(consumer.poll(Duration::from_millis(200))))?
         .ok_or_else(|| Error::kafka(format!("topic {} does not exist on {}", kafka.topic, kafka.bootstrap())))?;
     let partitions = if opts.partitions.is_empty() { all.clone() } else { opts.partitions.clone() };
     if let Some(p) = partitions.iter().find(|p| !all.contains(p)) {
