@@ -43,7 +43,8 @@ def lag(kafka: dict[str, Any], lake: dict[str, Any], dataset: str = "spotify_eve
 def pending_versions(lake: dict[str, Any], dataset: str, after_events: int, after_quarantine: int) -> dict[str, Any]:
     """``events_version``, ``quarantine_version`` (now), and ``events``/``quarantine``: per version
     after the given ones, the data files it added (key, rows, bytes, partition values, Kafka
-    partition and offsets)."""
+    partition and offsets) and ``lost``: the ranges of records it records as lost to Kafka's
+    retention (kafka_partition, from_offset, to_offset, records)."""
 def prepare_files(
     lake: dict[str, Any],
     table: str,

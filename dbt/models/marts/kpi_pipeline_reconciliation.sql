@@ -1,4 +1,5 @@
--- One row: how bronze deliveries became silver events, each difference counted.
+-- One row: how bronze deliveries became silver events, each difference counted, and what never
+-- reached bronze (quarantined by the drain, lost to Kafka's retention).
 --   bronze_deliveries = distinct_events + duplicate_deliveries
 --   distinct_events   = silver_events + rejected_by_validation
 with deliveries as (
@@ -42,6 +43,12 @@ silver as (
 
     select count(*) as silver_events from activity
 
+),
+
+lost as (
+
+    select coalesce(sum(lost_records), 0) as lost_to_retention from {{ ref('stg_spotify__lost_records') }}
+
 )
 
 select
@@ -50,7 +57,9 @@ select
     bronze.duplicate_deliveries,
     silver.silver_events,
     coalesce(rejections.rejected_by_validation, 0) as rejected_by_validation,
-    coalesce(rejections.quarantined_by_drain, 0) as quarantined_by_drain
+    coalesce(rejections.quarantined_by_drain, 0) as quarantined_by_drain,
+    lost.lost_to_retention
 from bronze
 cross join rejections
 cross join silver
+cross join lost

@@ -33,18 +33,33 @@ VERSION_LEDGER: list[tuple[str, str, bool]] = [
     ("loaded_at", "timestamp_utc", False),
 ]
 
+# One row per range of Kafka records that retention deleted before a drain read them, recorded
+# by a drain with allow_data_loss in its Delta commit: the warehouse counts what it never got.
+LOSS_LEDGER: list[tuple[str, str, bool]] = [
+    ("table_name", "string", False),
+    ("lake_version", "int64", False),
+    ("kafka_partition", "int32", False),
+    ("from_offset", "int64", True),
+    ("to_offset", "int64", False),
+    ("records", "int64", False),
+    ("loaded_at", "timestamp_utc", False),
+]
+
 # The lake tables a stage loads, by the core's name for them.
 LAKE_TABLES = ("events", "quarantine")
 
 
 class BronzeTables:
     """``<schema>.<table>`` (events), ``<schema>.<table>_quarantine``, the file ledger
-    ``<schema>._loads`` and the version ledger ``<schema>._load_versions``. Set ``schema`` and
-    ``table`` (validated identifiers), and ``TYPES`` (core type → warehouse type)."""
+    ``<schema>._loads``, the version ledger ``<schema>._load_versions`` and the loss ledger
+    ``<schema>._lost_records``. Set ``schema`` and ``table`` (validated identifiers), ``TYPES``
+    (core type → warehouse type), ``PARAM`` (the driver's placeholder) and ``NOW`` (UTC now)."""
 
     schema: str
     table: str
     TYPES: dict[str, str]
+    PARAM: str
+    NOW: str
 
     @property
     def bronze_table(self) -> str:
@@ -57,6 +72,10 @@ class BronzeTables:
     @property
     def versions_table(self) -> str:
         return f"{self.schema}._load_versions"
+
+    @property
+    def loss_table(self) -> str:
+        return f"{self.schema}._lost_records"
 
     @property
     def quarantine_table(self) -> str:
@@ -77,7 +96,25 @@ class BronzeTables:
             f"CREATE TABLE IF NOT EXISTS {self.quarantine_table} (\n  {self.columns_ddl(_core.load_columns('quarantine'))}\n)",
             f"CREATE TABLE IF NOT EXISTS {self.ledger_table} (\n  {self.columns_ddl(FILE_LEDGER)},\n  PRIMARY KEY (batch_id)\n)",
             f"CREATE TABLE IF NOT EXISTS {self.versions_table} (\n  {self.columns_ddl(VERSION_LEDGER)},\n  PRIMARY KEY (table_name, first_version)\n)",
+            f"CREATE TABLE IF NOT EXISTS {self.loss_table} (\n  {self.columns_ddl(LOSS_LEDGER)},\n  PRIMARY KEY (table_name, lake_version, kafka_partition)\n)",
         ]
+
+    def insert_sql(self, table: str, columns: list[tuple[str, str, bool]]) -> str:
+        """INSERT of one ledger row: every column a parameter, but ``loaded_at`` the warehouse's clock."""
+        return f"INSERT INTO {table} VALUES ({', '.join([self.PARAM] * (len(columns) - 1))}, {self.NOW})"
+
+    def range_ledger_rows(self, lake_table: str, r: dict) -> list[tuple[str, list]]:
+        """The version ledger's row of a loaded range of versions, and the loss ledger's rows of
+        what those versions record as lost, as (statement, parameters)."""
+        if r["last_version"] <= r["after"]:
+            return []
+        files = r["files"]
+        rows = [(self.insert_sql(self.versions_table, VERSION_LEDGER),
+                 [lake_table, r["after"] + 1, r["last_version"], len(files), sum(f["rows"] for f in files)])]
+        rows += [(self.insert_sql(self.loss_table, LOSS_LEDGER),
+                  [lake_table, lost["version"], lost["kafka_partition"], lost["from_offset"], lost["to_offset"], lost["records"]])
+                 for lost in r.get("lost", [])]
+        return rows
 
     def loaded_versions_sql(self) -> str:
         return f"SELECT table_name, max(last_version) FROM {self.versions_table} GROUP BY table_name"

@@ -17,7 +17,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from spotify_pipeline import _core
-from spotify_pipeline.hooks.bronze_tables import BronzeTables, ledger_row
+from spotify_pipeline.hooks.bronze_tables import FILE_LEDGER, BronzeTables, ledger_row
 from spotify_pipeline.hooks.duckdb_lock import DEFAULT_LOCK_TIMEOUT_S, connect_when_free, is_lock_error
 
 DUCKDB_TYPES = {
@@ -53,6 +53,8 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
     # DuckDB derives each row's source_file from the file path: no Parquet rewrite needed.
     needs_source_file_column = False
     kind = "duckdb"
+    PARAM = "?"
+    NOW = "timezone('UTC', now())"
 
     def __init__(
         self, duckdb_conn_id: str = default_conn_name, schema: str = "bronze", table: str = "spotify_events", path: str | None = None
@@ -173,15 +175,9 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
                     expected = sum(f["rows"] for f in files)
                     if inserted != expected:
                         raise RuntimeError(f"inserted {inserted} rows into {target}; the lake's commits say {expected}")
-                    con.executemany(
-                        f"INSERT INTO {self.ledger_table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, timezone('UTC', now()))",
-                        [ledger_row(lake_table, f) for f in files],
-                    )
-                if r["last_version"] > r["after"]:
-                    con.execute(
-                        f"INSERT INTO {self.versions_table} VALUES (?, ?, ?, ?, ?, timezone('UTC', now()))",
-                        [lake_table, r["after"] + 1, r["last_version"], len(files), sum(f["rows"] for f in files)],
-                    )
+                    con.executemany(self.insert_sql(self.ledger_table, FILE_LEDGER), [ledger_row(lake_table, f) for f in files])
+                for statement, params in self.range_ledger_rows(lake_table, r):
+                    con.execute(statement, params)
             con.execute("COMMIT")
             return True
         except BaseException:

@@ -34,7 +34,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from spotify_pipeline import _core
-from spotify_pipeline.hooks.bronze_tables import BronzeTables, ledger_row
+from spotify_pipeline.hooks.bronze_tables import FILE_LEDGER, BronzeTables, ledger_row
 from spotify_pipeline.hooks.duckdb import identifier
 
 SNOWFLAKE_TYPES = {
@@ -93,6 +93,8 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
     # Whether the core should add source_file to the bronze Parquet (COPY matches by name).
     needs_source_file_column = True
     kind = "snowflake"
+    PARAM = "%s"
+    NOW = "SYSDATE()"
 
     def connect(self):
         from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
@@ -185,12 +187,9 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
             if inserted != expected:
                 raise RuntimeError(f"COPY INTO {table} loaded {inserted} rows; the lake's commits say {expected}")
             for f in files:
-                cur.execute(f"INSERT INTO {self.ledger_table} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, SYSDATE())", ledger_row(lake_table, f))
-        if r["last_version"] > r["after"]:
-            cur.execute(
-                f"INSERT INTO {self.versions_table} VALUES (%s, %s, %s, %s, %s, SYSDATE())",
-                [lake_table, r["after"] + 1, r["last_version"], len(files), sum(f["rows"] for f in files)],
-            )
+                cur.execute(self.insert_sql(self.ledger_table, FILE_LEDGER), ledger_row(lake_table, f))
+        for statement, params in self.range_ledger_rows(lake_table, r):
+            cur.execute(statement, params)
 
     def _remove_staged(self, cur, load_dir: str) -> None:
         try:

@@ -83,7 +83,7 @@ class StageToWarehouseOperator(BaseOperator):
         pending = _core.pending_versions(lake, self.dataset, after["events"], after["quarantine"])
         summary: dict[str, Any] = {
             "versions": {t: [after[t] + 1, pending[f"{t}_version"]] for t in LAKE_TABLES if pending[f"{t}_version"] > after[t]},
-            "batches": 0, "rows": 0, "quarantined": 0, "files": 0, "loads": 0,
+            "batches": 0, "rows": 0, "quarantined": 0, "files": 0, "loads": 0, "lost_to_retention": 0,
             "table": warehouse.bronze_table, "warehouse": warehouse.kind,
         }
         summary["reference"] = self._load_reference(warehouse, lake, con) if self.load_reference else {}
@@ -119,6 +119,7 @@ class StageToWarehouseOperator(BaseOperator):
                     summary["files"] += len(r["files"])
                     if t == "events":
                         summary["batches"] += len(r["files"])
+                        summary["lost_to_retention"] += sum(lost["records"] for lost in r.get("lost", []))
                     for f in r["files"]:
                         Path(f["local_path"]).unlink(missing_ok=True)
                 self.log.info("loaded chunk %d of %d: %s", n + 1, len(chunks), {t: [r["after"] + 1, r["last_version"]] for t, r in chunk.items()})
@@ -142,17 +143,21 @@ class StageToWarehouseOperator(BaseOperator):
         def files_of(change: dict[str, Any]) -> list[dict[str, Any]]:
             return [{**f, "version": change["version"]} for f in change["files"]]
 
+        def lost_of(change: dict[str, Any]) -> list[dict[str, Any]]:
+            return [{**lost, "version": change["version"]} for lost in change.get("lost", [])]
+
         chunks: list[dict[str, dict[str, Any]]] = []
-        start, rows, files, count = after["events"], 0, [], 0
+        start, rows, files, lost, count = after["events"], 0, [], [], 0
         for change in pending["events"]:
             files += files_of(change)
+            lost += lost_of(change)
             rows += sum(f["rows"] for f in change["files"])
             count += 1
             if rows >= self.chunk_rows or count >= self.chunk_versions:
-                chunks.append({"events": {"after": start, "last_version": change["version"], "files": files}})
-                start, rows, files, count = change["version"], 0, [], 0
+                chunks.append({"events": {"after": start, "last_version": change["version"], "files": files, "lost": lost}})
+                start, rows, files, lost, count = change["version"], 0, [], [], 0
         if start < pending["events_version"]:
-            chunks.append({"events": {"after": start, "last_version": pending["events_version"], "files": files}})
+            chunks.append({"events": {"after": start, "last_version": pending["events_version"], "files": files, "lost": lost}})
         if pending["quarantine_version"] > after["quarantine"]:
             q = {"after": after["quarantine"], "last_version": pending["quarantine_version"], "files": [f for c in pending["quarantine"] for f in files_of(c)]}
             if chunks:

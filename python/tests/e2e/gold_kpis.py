@@ -332,6 +332,7 @@ def check_gold_kpis(
     reference_songs: pd.DataFrame | None = None,
     as_of: str | None = None,
     trending_prior_plays: float = 10,
+    lost_to_retention: int = 0,
 ) -> dict[str, Any]:
     """Recomputes silver, sessions, rejections and every gold KPI from ``bronze_events`` (a pyarrow
     Table of the lake's bronze rows, with ``file_key`` or ``source_file``) and asserts the gold
@@ -340,7 +341,8 @@ def check_gold_kpis(
 
     ``quarantined``: records the drain quarantined (from its manifests or the simulator's truth);
     ``quarantined_by_reason``: the same by reason, if known; ``duplicates``: injected duplicate
-    deliveries (the simulator's truth), if known. Returns the counts it checked.
+    deliveries (the simulator's truth), if known; ``lost_to_retention``: records the drains
+    skipped with allow_data_loss (from their summaries). Returns the counts it checked.
     """
     if loads is None:
         loads = _read_warehouse(duckdb_path, "select batch_id, loaded_at from bronze._loads")
@@ -397,7 +399,7 @@ def check_gold_kpis(
     want_recon = pd.DataFrame([{
         "bronze_deliveries": len(bronze), "distinct_events": bronze["event_id"].nunique(),
         "duplicate_deliveries": n_dup, "silver_events": len(silver), "rejected_by_validation": len(rejected),
-        "quarantined_by_drain": quarantined,
+        "quarantined_by_drain": quarantined, "lost_to_retention": lost_to_retention,
     }])
     assert_rows_equal("gold.kpi_pipeline_reconciliation", recon, want_recon, ["bronze_deliveries"])
 

@@ -167,10 +167,14 @@ def test_a_stage_and_a_dbt_build_wait_out_a_polling_reader_and_name_one_that_sta
 
 
 # 4 -------------------------------------------------------------------------------------------
-def test_records_retention_deleted_before_the_drain_fail_it_unless_data_loss_is_allowed(stack, topic, lake_prefix):
+def test_records_retention_deleted_before_the_drain_fail_it_unless_data_loss_is_allowed(stack, topic, lake_prefix, connections):
     from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+    from spotify_pipeline.operators.dbt import DbtBuildOperator
+    from spotify_pipeline.operators.stage import StageToWarehouseOperator
+
     kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
+    _core.publish_reference(SIM, lake)
     create_topic(stack, topic, partitions=2)
     _core.produce(kafka, SIM, {"count": 400, "partitions": 2})
     first = _core.drain(kafka, lake, DRAIN)
@@ -204,6 +208,19 @@ def test_records_retention_deleted_before_the_drain_fail_it_unless_data_loss_is_
     # The loss is recorded once: the lake's txns moved past it, and the next drain is clean.
     again = _core.drain(kafka, lake, DRAIN)
     assert again["lost_to_retention"] == 0
+
+    # The warehouse counts it: the stage loads the commit's record of it, and gold reports it.
+    staged = StageToWarehouseOperator(task_id="stage", lake_url=connections["lake_url"], lake_conn_id="lake_fm",
+                                      warehouse_conn_id="duckdb_fm").execute(context={})
+    assert (staged["rows"], staged["lost_to_retention"]) == (400, 600)
+    lost = warehouse_rows(connections["db"], "select kafka_partition, from_offset, to_offset, records from bronze._lost_records order by 1")
+    assert lost == [(p, drained[p], low - 1, low - drained[p]) for p, (low, _) in sorted(marks.items())]
+    assert stage(connections)["lost_to_retention"] == 0  # loaded once
+    for command in ("seed", "run"):
+        DbtBuildOperator(task_id="dbt", project_dir=str(ROOT / "dbt"), duckdb_conn_id="duckdb_fm", command=command,
+                         select=["+kpi_pipeline_reconciliation"]).execute(context={})
+    recon = warehouse_rows(connections["db"], "select bronze_deliveries, lost_to_retention from gold.kpi_pipeline_reconciliation")
+    assert recon == [(400, 600)]
 
 
 # 5 -------------------------------------------------------------------------------------------

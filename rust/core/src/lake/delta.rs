@@ -235,15 +235,19 @@ impl Table {
                 ))
             })?;
             let mut files = Vec::new();
+            let mut lost = Vec::new();
             for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 let action: serde_json::Value = serde_json::from_slice(line)?;
+                if let Some(info) = action.get("commitInfo") {
+                    lost.extend(LostRange::from_commit_info(info));
+                }
                 let Some(add) = action.get("add") else { continue };
                 let add: Add = serde_json::from_value(add.clone())?;
                 if add.data_change {
                     files.push(DataFile::of(&self.path, &add));
                 }
             }
-            out.push(VersionChange { version, files });
+            out.push(VersionChange { version, files, lost });
         }
         Ok(out)
     }
@@ -281,11 +285,39 @@ impl DataFile {
     }
 }
 
-/// The data-changing files of one commit.
+/// The data-changing files of one commit, and the records it records as lost.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionChange {
     pub version: i64,
     pub files: Vec<DataFile>,
+    pub lost: Vec<LostRange>,
+}
+
+/// Records Kafka's retention deleted before a drain read them, skipped with `allow_data_loss`:
+/// the drain writes them into its commit's info (`spotify_pipeline.lost_to_retention`), so
+/// that the warehouse counts them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LostRange {
+    pub kafka_partition: i64,
+    pub from_offset: Option<i64>,
+    pub to_offset: i64,
+    pub records: i64,
+}
+
+impl LostRange {
+    fn from_commit_info(info: &serde_json::Value) -> Vec<Self> {
+        let Some(lost) = info["spotify_pipeline"]["lost_to_retention"].as_object() else { return Vec::new() };
+        lost.iter()
+            .filter_map(|(p, r)| {
+                Some(Self {
+                    kafka_partition: p.parse().ok()?,
+                    from_offset: r["from_offset"].as_i64(),
+                    to_offset: r["to_offset"].as_i64()?,
+                    records: r["records"].as_i64()?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Delta paths in the log are URI-encoded (`date=2026-01-15` stays as it is; a space would not).
