@@ -1,7 +1,12 @@
-"""Type stubs of the Rust core (rust/python/src/lib.rs)."""
+"""Type stubs of the Rust core (rust/python/src/lib.rs).
+
+Configs, options and summaries cross the boundary as plain dicts (serde on the Rust side); the
+TypedDicts below name their keys, as the core's structs define them. Option sets are
+``total=False``: every key has a default in the core.
+"""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 __version__: str
 
@@ -12,58 +17,283 @@ class KafkaError(SpotifyPipelineError): ...
 class LakeError(SpotifyPipelineError): ...
 class DataError(SpotifyPipelineError): ...
 
-Progress = dict[str, Any]
+# ---- configs ---------------------------------------------------------------------------------
+
+class KafkaConfig(TypedDict, total=False):
+    client: dict[str, str]  # librdkafka properties; bootstrap.servers at least
+    topic: str
+    timeout_s: int
+
+class LakeConfig(TypedDict, total=False):
+    url: str  # s3://bucket/prefix, file:///dir, or a local path
+    options: dict[str, str]  # object_store options (aws_endpoint, aws_access_key_id, ...)
+
+class Faults(TypedDict, total=False):
+    late_rate: float
+    max_late_ms: int
+    duplicate_rate: float
+    malformed_rate: float
+
+class SimConfig(TypedDict, total=False):
+    seed: int
+    catalog_seed: int
+    start_ms: int
+    users: int
+    songs: int
+    zipf_s: float
+    sessions_per_user_per_day: float
+    new_release_share: float
+    faults: Faults
+
+# ---- progress --------------------------------------------------------------------------------
+
+class Progress(TypedDict):
+    stage: str
+    done: int
+    total: int | None
+    bytes: int
+    elapsed_s: float
+    rate_per_s: float
+    eta_s: float | None
+
 ProgressCallback = Callable[[Progress], None]
 
-def simulate(sim: dict[str, Any], count: int) -> list[tuple[str, bytes]]: ...
-def default_sim_config() -> dict[str, Any]:
-    """The simulator's defaults (seed, catalog, world, faults), as the core writes them."""
-def estimated_span_ms(sim: dict[str, Any], count: int) -> int: ...
-def start_ending_at(sim: dict[str, Any], count: int, end_ms: int) -> int:
-    """A simulated start such that ``count`` events end at or just before ``end_ms``."""
+# ---- simulate and produce --------------------------------------------------------------------
 
-def publish_reference(sim: dict[str, Any], lake: dict[str, Any]) -> dict[str, Any]: ...
-def simulate_throughput(sim: dict[str, Any], count: int) -> dict[str, Any]: ...
-def simulate_to_file(sim: dict[str, Any], count: int, path: str) -> dict[str, Any]: ...
+class SimStats(TypedDict):
+    records: int
+    valid: int
+    duplicates: int
+    late: int
+    malformed: int
+    malformed_by_class: dict[str, int]
+    first_event_ms: int | None
+    last_event_ms: int | None
+
+class ProduceOptions(TypedDict, total=False):
+    count: int | None
+    duration_s: float | None
+    rate_per_s: float | None
+    speedup: float | None
+    create_topic: bool
+    partitions: int
+    replication: int
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"]
+
+class PartitionRange(TypedDict):
+    partition: int
+    first_offset: int  # this run's own deliveries
+    last_offset: int
+    count: int
+
+class ProduceSummary(TypedDict):
+    topic: str
+    events: int
+    sim: SimStats
+    bytes: int
+    partitions: list[PartitionRange]
+    elapsed_s: float
+    events_per_s: float
+
+class PublishedTable(TypedDict):
+    table: str
+    catalog: str
+    rows: int
+    published: bool
+
+class ReferenceSummary(TypedDict):
+    tables: list[PublishedTable]
+
+class Throughput(TypedDict):
+    events: int
+    bytes: int
+    elapsed_s: float
+    events_per_s: float
+    mb_per_s: float
+
+def simulate(sim: SimConfig, count: int) -> list[tuple[str, bytes]]:
+    """``(kind, payload)`` per record: kind ``valid`` (late events included), ``duplicate`` or
+    ``malformed:<reason>``."""
+def default_sim_config() -> SimConfig:
+    """The simulator's defaults (seed, catalog, world, faults), as the core writes them."""
+def estimated_span_ms(sim: SimConfig, count: int) -> int: ...
+def start_ending_at(sim: SimConfig, count: int, end_ms: int) -> int:
+    """A simulated start such that ``count`` events end at or just before ``end_ms``."""
+def publish_reference(sim: SimConfig, lake: LakeConfig) -> ReferenceSummary: ...
+def simulate_throughput(sim: SimConfig, count: int) -> Throughput: ...
+def simulate_to_file(sim: SimConfig, count: int, path: str) -> SimStats: ...
 def produce(
-    kafka: dict[str, Any],
-    sim: dict[str, Any],
-    options: dict[str, Any],
+    kafka: KafkaConfig,
+    sim: SimConfig,
+    options: ProduceOptions,
     progress: ProgressCallback | None = None,
-) -> dict[str, Any]: ...
+) -> ProduceSummary: ...
+def topic_partitions(kafka: KafkaConfig) -> list[int]: ...
+
+# ---- drain and lag ---------------------------------------------------------------------------
+
+class DrainOptions(TypedDict, total=False):
+    group_id: str
+    partitions: list[int]  # empty: all
+    dataset: str
+    raw: bool
+    batch_max_records: int
+    batch_max_bytes: int
+    max_records: int | None
+    max_seconds: float | None
+    idle_timeout_s: int
+    workers: int  # 0: one per core, at most 4
+    buffer_max_bytes: int
+    commit_interval_ms: int
+    allow_data_loss: bool
+    reset_offsets: bool
+
+class PartitionDrain(TypedDict):
+    partition: int
+    from_offset: int
+    next_offset: int
+    high_watermark: int
+    lag: int
+    lost_to_retention: int
+    left_to_other_drain: bool
+
+class BatchCommitted(TypedDict):
+    partition: int
+    start_offset: int
+    end_offset: int
+    rows: int
+    quarantined: int
+    version: int
+
+class DrainSummary(TypedDict):
+    topic: str
+    table: str
+    quarantine_table: str
+    rows: int
+    quarantined: int
+    quarantined_by_reason: dict[str, int]
+    files: list[str]
+    batches: list[BatchCommitted]
+    partitions: list[PartitionDrain]
+    commits: int
+    commits_per_s: float
+    bytes: int
+    lost_to_retention: int
+    elapsed_s: float
+    records_per_s: float
+    warnings: list[str]
+
+class PartitionLag(TypedDict):
+    partition: int
+    next_offset: int
+    high_watermark: int
+    lag: int
+    oldest_undrained_ms: int | None
+
+class LagReport(TypedDict):
+    topic: str
+    lag: int
+    oldest_undrained_ms: int | None
+    table_version: int
+    partitions: list[PartitionLag]
+
 def drain(
-    kafka: dict[str, Any],
-    lake: dict[str, Any],
-    options: dict[str, Any],
+    kafka: KafkaConfig,
+    lake: LakeConfig,
+    options: DrainOptions,
     progress: ProgressCallback | None = None,
-) -> dict[str, Any]: ...
-def topic_partitions(kafka: dict[str, Any]) -> list[int]: ...
-def lag(kafka: dict[str, Any], lake: dict[str, Any], dataset: str = "spotify_events") -> dict[str, Any]:
+) -> DrainSummary: ...
+def lag(kafka: KafkaConfig, lake: LakeConfig, dataset: str = "spotify_events") -> LagReport:
     """Per partition: the events table's txn version, the high watermark, the lag."""
-def pending_versions(lake: dict[str, Any], dataset: str, after_events: int, after_quarantine: int) -> dict[str, Any]:
-    """``events_version``, ``quarantine_version`` (now), and ``events``/``quarantine``: per version
-    after the given ones, the data files it added (key, rows, bytes, partition values, Kafka
-    partition and offsets) and ``lost``: the ranges of records it records as lost to Kafka's
-    retention (kafka_partition, from_offset, to_offset, records)."""
+
+# ---- stage -----------------------------------------------------------------------------------
+
+class DataFile(TypedDict):
+    key: str  # <table>/<path in the table>
+    rows: int
+    bytes: int
+    partition_values: dict[str, str | None]
+    kafka_partition: int | None
+    first_offset: int | None
+    last_offset: int | None
+
+class LostRange(TypedDict):
+    kafka_partition: int
+    from_offset: int | None
+    to_offset: int
+    records: int
+
+class VersionChange(TypedDict):
+    version: int
+    files: list[DataFile]  # the files it added with dataChange = true
+    lost: list[LostRange]  # records it records as lost to Kafka's retention
+
+class Pending(TypedDict):
+    events_version: int
+    quarantine_version: int
+    events: list[VersionChange]
+    quarantine: list[VersionChange]
+
+class PreparedFile(TypedDict):
+    key: str
+    local_path: str
+    rows: int
+
+def pending_versions(lake: LakeConfig, dataset: str, after_events: int, after_quarantine: int) -> Pending:
+    """The tables' versions now, and every version after the given ones."""
 def prepare_files(
-    lake: dict[str, Any],
-    table: str,
-    files: list[dict[str, Any]],
+    lake: LakeConfig,
+    table: Literal["events", "quarantine"],
+    files: list[DataFile] | list[dict[str, Any]],
     out_dir: str,
     progress: ProgressCallback | None = None,
     source_file_column: bool = False,
-) -> list[dict[str, Any]]:
-    """Fetches ``files`` of ``table`` (``events`` or ``quarantine``) into ``out_dir`` (at
-    ``<out_dir>/<key>``), checked against their commits; all or nothing. With
-    ``source_file_column`` they are rewritten with a ``source_file`` column."""
-def fetch_reference(lake: dict[str, Any], name: str, out_dir: str) -> list[tuple[str, str]]: ...
-def compact(lake: dict[str, Any], options: dict[str, Any], progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
-    """OPTIMIZE the dataset's closed hours; one summary per table."""
-def vacuum(lake: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any]]:
-    """VACUUM the dataset's tables; one summary per table."""
-def put_object(lake: dict[str, Any], key: str, data: bytes) -> None:
-    """Writes ``data`` to ``key`` in the lake, replacing any object there."""
-def load_columns(table: str = "events") -> list[tuple[str, str, bool]]:
-    """Columns of a warehouse load table, ``events`` or ``quarantine``: (name, type, nullable)."""
+) -> list[PreparedFile]:
+    """Fetches ``files`` of ``table`` into ``out_dir`` (at ``<out_dir>/<key>``), checked against
+    their commits; all or nothing. With ``source_file_column`` they are rewritten with a
+    ``source_file`` column."""
+def fetch_reference(lake: LakeConfig, name: str, out_dir: str) -> list[tuple[str, str]]:
+    """``(key, local path)`` of each file of reference table ``name``."""
+def load_columns(table: Literal["events", "quarantine"] = "events") -> list[tuple[str, str, bool]]:
+    """Columns of a warehouse load table: (name, type, nullable)."""
 def reject_reasons() -> list[str]:
     """Every reason a record can be refused for: the quarantine's ``reason`` values."""
+
+# ---- maintain --------------------------------------------------------------------------------
+
+class CompactOptions(TypedDict, total=False):
+    dataset: str
+    target_file_bytes: int
+    closed_after_s: int
+
+class CompactSummary(TypedDict):
+    table: str
+    partitions_compacted: int
+    files_removed: int
+    files_added: int
+    bytes_removed: int
+    bytes_added: int
+    rows: int
+    version: int
+    elapsed_s: float
+    warnings: list[str]
+
+class VacuumOptions(TypedDict, total=False):
+    dataset: str
+    retention_hours: int
+    dry_run: bool
+    enforce_retention_guard: bool
+
+class VacuumSummary(TypedDict):
+    table: str
+    files_deleted: int
+    deleted: list[str]
+    dry_run: bool
+    elapsed_s: float
+
+def compact(lake: LakeConfig, options: CompactOptions, progress: ProgressCallback | None = None) -> list[CompactSummary]:
+    """OPTIMIZE the dataset's closed hours; one summary per table."""
+def vacuum(lake: LakeConfig, options: VacuumOptions) -> list[VacuumSummary]:
+    """VACUUM the dataset's tables; one summary per table."""
+def put_object(lake: LakeConfig, key: str, data: bytes) -> None:
+    """Writes ``data`` to ``key`` in the lake, replacing any object there."""

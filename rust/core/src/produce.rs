@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
-use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
@@ -177,20 +177,12 @@ impl ProducerContext for Deliveries {
     }
 }
 
-/// Simulates `opts.count` events and produces them, keyed by user id. Returns once every event
-/// is acknowledged by the broker, or fails with the first delivery error.
-pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, progress: &mut ProgressFn<'_>) -> Result<ProduceSummary> {
-    opts.validate()?;
-    let mut sim = Simulator::new(sim.clone())?;
-    let partitions = if opts.create_topic {
-        ensure_topic(kafka, opts.partitions, opts.replication)?
-    } else {
-        existing_partitions(kafka)?
-    };
+/// The producer's librdkafka settings (idempotent, acks=all), and how long an event may wait
+/// for the broker before it counts as not delivered: the connection's `message.timeout.ms` if
+/// it sets one, else the config's timeout.
+fn producer_config(kafka: &KafkaConfig, opts: &ProduceOptions) -> Result<(ClientConfig, u64)> {
     let mut cc = kafka.client_config()?;
     cc.set("enable.idempotence", "true").set("acks", "all").set("compression.type", &opts.compression);
-    // How long an event may wait for the broker before it counts as not delivered: the
-    // connection's message.timeout.ms if it sets one, else the config's timeout.
     let message_timeout_ms: u64 = match kafka.client.get("message.timeout.ms") {
         Some(v) => v.parse().map_err(|_| Error::config(format!("message.timeout.ms is not a number: {v:?}")))?,
         None => kafka.timeout_s * 1000,
@@ -207,6 +199,36 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
             cc.set(k, v);
         }
     }
+    Ok((cc, message_timeout_ms))
+}
+
+/// Hands one record to librdkafka; while its in-flight queue is full, serves delivery reports
+/// until there is room.
+fn send(producer: &BaseProducer<Deliveries>, mut record: BaseRecord<'_, str, Vec<u8>>) -> Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(5));
+                producer.context().check()?;
+            }
+            Err((e, r)) => return Err(Error::kafka(format!("producing to {}: {e}", r.topic))),
+        }
+    }
+}
+
+/// Simulates `opts.count` events and produces them, keyed by user id. Returns once every event
+/// is acknowledged by the broker, or fails with the first delivery error.
+pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, progress: &mut ProgressFn<'_>) -> Result<ProduceSummary> {
+    opts.validate()?;
+    let mut sim = Simulator::new(sim.clone())?;
+    let partitions = if opts.create_topic {
+        ensure_topic(kafka, opts.partitions, opts.replication)?
+    } else {
+        existing_partitions(kafka)?
+    };
+    let (cc, message_timeout_ms) = producer_config(kafka, opts)?;
     let n_partitions = partitions.iter().copied().max().unwrap_or(0) as usize + 1;
     let producer: BaseProducer<Deliveries> = cc.create_with_context(Deliveries::new(n_partitions))?;
 
@@ -240,19 +262,7 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
             }
         }
         bytes += buf.len() as u64;
-        let mut record = BaseRecord::to(&kafka.topic).key(key.as_str()).payload(&buf);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                // The in-flight queue is full: serve delivery reports until there is room.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    producer.poll(Duration::from_millis(5));
-                    producer.context().check()?;
-                }
-                Err((e, _)) => return Err(Error::kafka(format!("producing to {}: {e}", kafka.topic))),
-            }
-        }
+        send(&producer, BaseRecord::to(&kafka.topic).key(key.as_str()).payload(&buf))?;
         if produced % 1024 == 0 {
             producer.poll(Duration::ZERO);
             if produced % 16_384 == 0 {

@@ -57,8 +57,3 @@ impl ProgressMeter {
         Ok(())
     }
 }
-
-/// A progress function that ignores every report.
-pub fn silent(_: &Progress) -> Result<()> {
-    Ok(())
-}

@@ -139,29 +139,32 @@ impl<'a> Run<'a> {
                     }
                 }
                 Some(Err(e)) => return Err(Error::kafka(format!("consuming {}: {e}", self.topic))),
-                None => {
-                    // Offsets that hold no record (transaction markers) never arrive: the position
-                    // tells when a partition is complete.
-                    let pos = self.consumer.position()?;
-                    for el in pos.elements() {
-                        let high = self.slots.get(el.partition() as usize).and_then(|s| s.high);
-                        if let (Offset::Offset(o), Some(high)) = (el.offset(), high) {
-                            if o >= high {
-                                self.finish_at(el.partition(), high)?;
-                            }
-                        }
-                    }
-                    let since = *idle_since.get_or_insert_with(Instant::now);
-                    if self.remaining > 0 && since.elapsed() > Duration::from_secs(opts.idle_timeout_s) {
-                        let waiting: Vec<usize> = (0..self.slots.len()).filter(|&p| self.slots[p].high.is_some()).collect();
-                        return Err(Error::BrokerUnavailable(format!(
-                            "no records from {} for {}s while partitions {waiting:?} of {} still had records to drain; \
-                             what was committed so far is safe, re-run to resume",
-                            self.bootstrap, opts.idle_timeout_s, self.topic
-                        )));
-                    }
+                None => self.idle(idle_since.get_or_insert_with(Instant::now))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Nothing arrived in the last poll (since `since`): finishes the partitions whose position
+    /// passed their end (offsets that hold no record, transaction markers, never arrive), and
+    /// fails once nothing arrived for `idle_timeout_s` while records were still expected.
+    fn idle(&mut self, since: &Instant) -> Result<()> {
+        let pos = self.consumer.position()?;
+        for el in pos.elements() {
+            let high = self.slots.get(el.partition() as usize).and_then(|s| s.high);
+            if let (Offset::Offset(o), Some(high)) = (el.offset(), high) {
+                if o >= high {
+                    self.finish_at(el.partition(), high)?;
                 }
             }
+        }
+        if self.remaining > 0 && since.elapsed() > Duration::from_secs(self.opts.idle_timeout_s) {
+            let waiting: Vec<usize> = (0..self.slots.len()).filter(|&p| self.slots[p].high.is_some()).collect();
+            return Err(Error::BrokerUnavailable(format!(
+                "no records from {} for {}s while partitions {waiting:?} of {} still had records to drain; \
+                 what was committed so far is safe, re-run to resume",
+                self.bootstrap, self.opts.idle_timeout_s, self.topic
+            )));
         }
         Ok(())
     }

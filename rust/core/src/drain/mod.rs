@@ -17,9 +17,13 @@
 mod batch;
 mod commit;
 mod consumer;
+mod start;
 mod worker;
 
-use std::collections::{BTreeMap, HashMap};
+pub(crate) use start::topic_recreated;
+use start::Start;
+
+use std::collections::BTreeMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,9 +32,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{bronze_schema, BRONZE_STATS_COLUMNS};
-use crate::kafka::{topic_partitions, ClientErrors, KafkaConfig, KafkaConsumer};
-use crate::lake::delta::{Table, TableSpec};
-use deltalake_core::protocol::{DeltaOperation, OutputMode};
+use crate::kafka::{KafkaConfig, KafkaConsumer};
+use crate::lake::delta::TableSpec;
 use crate::lake::{self, Lake, LakeConfig};
 use crate::progress::{ProgressFn, ProgressMeter};
 use crate::quarantine::{quarantine_schema, QUARANTINE_STATS_COLUMNS};
@@ -165,70 +168,6 @@ fn partition_columns() -> Vec<(&'static str, deltalake_core::kernel::DataType)> 
     vec![("date", deltalake_core::kernel::DataType::DATE), ("hour", deltalake_core::kernel::DataType::INTEGER)]
 }
 
-/// librdkafka settings the drain brings unless the connection sets them. Fetches are large (with
-/// the 1 MiB default per partition a backlog drains at half speed), the prefetch queue is capped
-/// (it is most of the memory), and a full queue delays the next fetch by milliseconds, not by
-/// librdkafka's default second, during which a fast consumer would sit idle.
-const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
-    ("max.partition.fetch.bytes", "2097152"),
-    ("fetch.max.bytes", "8388608"),
-    ("queued.max.messages.kbytes", "4096"),
-    ("fetch.queue.backoff.ms", "5"),
-];
-
-/// Where each drained partition starts, from both tables' txns.
-struct Start {
-    /// Per partition: (first offset to read, the events table's txn, the quarantine table's txn).
-    partitions: BTreeMap<i32, (i64, Option<i64>, Option<i64>)>,
-    /// Per partition: refused records below this offset are in the quarantine table already.
-    quarantine_from: BTreeMap<i32, i64>,
-}
-
-/// The error for a partition whose lake offset is above its high watermark: the topic was deleted
-/// and created again (or its records were deleted), and its new offsets mean other records.
-pub(crate) fn topic_recreated(topic: &str, p: i32, lake_offset: i64, high: i64) -> Error {
-    Error::data(format!(
-        "partition {p} of {topic}: the lake has drained it up to offset {lake_offset}, but its high watermark is {high}: was the topic \
-         deleted and created again? Nothing was drained. To drain the new topic from its start, re-run the drain with reset_offsets"
-    ))
-}
-
-/// Records records lost to retention (allowed): one commit moves each partition's txn past the
-/// gap, so that the loss is skipped and counted once, not again by every later drain, and its
-/// commit says what was lost (`spotify_pipeline.lost_to_retention` in the commit's info). A
-/// partition another drain moved meanwhile is left to that drain.
-async fn record_loss(bronze: &mut Table, topic: &str, summary: &mut DrainSummary, start: &mut Start) -> Result<()> {
-    let lost: Vec<(i32, i64)> = summary.partitions.iter().filter(|pd| pd.lost_to_retention > 0).map(|pd| (pd.partition, pd.lost_to_retention)).collect();
-    let mut left: Vec<i32> = lost.iter().map(|&(p, _)| p).collect();
-    let operation = DeltaOperation::StreamingUpdate { output_mode: OutputMode::Append, query_id: format!("spotify-pipeline-drain/{topic}"), epoch_id: 0 };
-    while !left.is_empty() {
-        let mut txns = BTreeMap::new();
-        let mut what = serde_json::Map::new();
-        for &(p, records) in lost.iter().filter(|(p, _)| left.contains(p)) {
-            let (from, vb, _) = start.partitions[&p];
-            txns.insert(lake::txn_app_id(topic, p), (vb, from));
-            what.insert(p.to_string(), serde_json::json!({"from_offset": vb, "to_offset": from - 1, "records": records}));
-        }
-        let meta = HashMap::from([("spotify_pipeline".to_string(), serde_json::json!({"records": 0, "lost_to_retention": what}))]);
-        match bronze.commit_if_txns(Vec::new(), &txns, operation.clone(), meta).await? {
-            Ok(_) => {
-                summary.commits += 1;
-                for p in left.drain(..) {
-                    let entry = start.partitions.get_mut(&p).expect("drained");
-                    entry.1 = Some(entry.0);
-                }
-            }
-            Err(moved) => {
-                for pd in summary.partitions.iter_mut().filter(|pd| moved.contains(&lake::txn_app_id(topic, pd.partition))) {
-                    pd.left_to_other_drain = true;
-                    left.retain(|&p| p != pd.partition);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Drains `kafka.topic` into the lake. See the module documentation for the guarantees.
 pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, progress: &mut ProgressFn<'_>) -> Result<DrainSummary> {
     if opts.batch_max_records == 0 || opts.batch_max_bytes == 0 || opts.buffer_max_bytes == 0 {
@@ -238,28 +177,9 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
     let lake = Lake::open(lake_cfg)?;
     rt.block_on(lake.check())?;
 
-    let mut cc = kafka.client_config()?;
-    cc.set("group.id", &opts.group_id).set("enable.auto.commit", "false").set("enable.auto.offset.store", "false").set("auto.offset.reset", "earliest");
-    for (k, v) in CONSUMER_DEFAULTS {
-        if !kafka.client.contains_key(*k) {
-            cc.set(*k, *v);
-        }
-    }
-    let consumer: KafkaConsumer = cc.create_with_context(ClientErrors::default())?;
-    let all = topic_partitions(consumer.client(), kafka, &|| drop(consumer.poll(Duration::from_millis(200))))?
-        .ok_or_else(|| Error::kafka(format!("topic {} does not exist on {}", kafka.topic, kafka.bootstrap())))?;
-    let partitions = if opts.partitions.is_empty() { all.clone() } else { opts.partitions.clone() };
-    if let Some(p) = partitions.iter().find(|p| !all.contains(p)) {
-        return Err(Error::config(format!("topic {} has no partition {p} (it has {all:?})", kafka.topic)));
-    }
+    let (consumer, partitions) = start::open_consumer(kafka, opts)?;
 
-    let (mut bronze, quarantine) = rt.block_on(async {
-        let b = Table::open_or_create(&lake, &bronze_spec(&opts.dataset)).await?;
-        let q = Table::open_or_create(&lake, &quarantine_spec(&opts.dataset)).await?;
-        Ok::<_, Error>((b, q))
-    })?;
-    let ids: Vec<String> = partitions.iter().map(|&p| lake::txn_app_id(&kafka.topic, p)).collect();
-    let (txn_b, txn_q) = rt.block_on(async { Ok::<_, Error>((bronze.txn_versions(&ids).await?, quarantine.txn_versions(&ids).await?)) })?;
+    let (mut bronze, quarantine, txns) = rt.block_on(start::open_tables(&lake, opts, &kafka.topic, &partitions))?;
 
     let started = Instant::now();
     let mut summary = DrainSummary {
@@ -268,52 +188,12 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
         quarantine_table: lake.url_of(quarantine.path()),
         ..Default::default()
     };
-    let mut start = Start { partitions: BTreeMap::new(), quarantine_from: BTreeMap::new() };
-    let mut highs = BTreeMap::new();
-    let mut tpl = TopicPartitionList::new();
-    let mut total = 0u64;
-    let mut gaps = Vec::new();
-    for (&p, id) in partitions.iter().zip(&ids) {
-        let (vb, vq) = (txn_b[id], txn_q[id]);
-        let (low, high) = consumer.fetch_watermarks(&kafka.topic, p, kafka.timeout()).map_err(|e| {
-            Error::BrokerUnavailable(format!("watermarks of {}/{p} from {}: {e}", kafka.topic, kafka.bootstrap()))
-        })?;
-        let resume = match vb {
-            Some(v) if v > high && opts.reset_offsets => {
-                summary.warnings.push(format!("partition {p}: the lake was at offset {v}, above the high watermark {high}; drained again from {low} (reset_offsets)"));
-                None
-            }
-            Some(v) if v > high => return Err(topic_recreated(&kafka.topic, p, v, high)),
-            v => v,
-        };
-        let from = resume.unwrap_or(low).max(low);
-        let lost = resume.map(|r| (low - r).max(0)).unwrap_or(0);
-        if lost > 0 {
-            gaps.push(format!("partition {p}: offsets {}..{} ({lost} records)", resume.unwrap_or(0), low - 1));
-        }
-        summary.partitions.push(PartitionDrain { partition: p, from_offset: from, next_offset: from, high_watermark: high, lag: high - from, lost_to_retention: lost, left_to_other_drain: false });
-        start.partitions.insert(p, (from, vb, vq));
-        // After a reset the quarantine table's txn belongs to the old topic: nothing is skipped.
-        start.quarantine_from.insert(p, if resume.is_none() && vb.is_some() { i64::MIN } else { vq.unwrap_or(i64::MIN) });
-        if from < high {
-            tpl.add_partition_offset(&kafka.topic, p, Offset::Offset(from))?;
-            highs.insert(p, high);
-            total += (high - from) as u64;
-        }
-    }
-    if !gaps.is_empty() {
-        let what = format!("Kafka's retention deleted records of {} before they were drained: {}", kafka.topic, gaps.join("; "));
-        if !opts.allow_data_loss {
-            return Err(Error::data(format!("{what}. Nothing was drained. Re-run with allow_data_loss to skip them (they are counted)")));
-        }
-        summary.warnings.push(format!("{what}: skipped (allow_data_loss)"));
-    }
-    summary.lost_to_retention = summary.partitions.iter().map(|p| p.lost_to_retention).sum();
+    let start::Plan { mut start, highs, assign, total } = start::plan(&consumer, kafka, opts, &partitions, (&txns.0, &txns.1), &mut summary)?;
     if summary.lost_to_retention > 0 {
-        rt.block_on(record_loss(&mut bronze, &kafka.topic, &mut summary, &mut start))?;
+        rt.block_on(start::record_loss(&mut bronze, &kafka.topic, &mut summary, &mut start))?;
     }
     let total = opts.max_records.map_or(total, |m| m.min(total));
-    consumer.assign(&tpl)?;
+    consumer.assign(&assign)?;
 
     let workers = match opts.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),
@@ -358,6 +238,29 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
     drop(reports_tx);
     let outcome = rt.block_on(committer).map_err(|e| Error::data(format!("the drain's committer stopped: {e}")))?;
     let (committed, commit_error) = outcome;
+    report(&mut summary, committed, &consumer, &kafka.topic);
+    // The committer's error is the cause; the consumer only saw that it stopped.
+    if let Some(e) = commit_error {
+        return Err(e);
+    }
+    consumed?;
+    meter.tick(summary.rows + summary.quarantined, summary.bytes, true, progress)?;
+    summary.timed(started);
+    Ok(summary)
+}
+
+impl DrainSummary {
+    /// The rates, over the drain's time; batches in Kafka order.
+    fn timed(&mut self, started: Instant) {
+        self.elapsed_s = started.elapsed().as_secs_f64();
+        self.records_per_s = (self.rows + self.quarantined) as f64 / self.elapsed_s.max(1e-9);
+        self.commits_per_s = self.commits as f64 / self.elapsed_s.max(1e-9);
+        self.batches.sort_by_key(|b| (b.partition, b.start_offset));
+    }
+}
+
+/// What the committer committed, into the summary; the consumer group's offsets follow it.
+fn report(summary: &mut DrainSummary, committed: commit::Committed, consumer: &KafkaConsumer, topic: &str) {
     for c in &committed.partitions {
         if let Some(pd) = summary.partitions.iter_mut().find(|x| x.partition == c.0) {
             pd.next_offset = pd.next_offset.max(c.1);
@@ -373,7 +276,8 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
     // Group offsets only so that tooling shows the lag; the lake is the truth.
     let mut offsets = TopicPartitionList::new();
     for pd in summary.partitions.iter().filter(|pd| pd.next_offset > pd.from_offset) {
-        offsets.add_partition_offset(&kafka.topic, pd.partition, Offset::Offset(pd.next_offset))?;
+        // A partition id from the topic itself: adding it cannot fail.
+        let _ = offsets.add_partition_offset(topic, pd.partition, Offset::Offset(pd.next_offset));
     }
     if offsets.count() > 0 {
         if let Err(e) = consumer.commit(&offsets, rdkafka::consumer::CommitMode::Sync) {
@@ -387,15 +291,4 @@ pub fn drain(kafka: &KafkaConfig, lake_cfg: &LakeConfig, opts: &DrainOptions, pr
     summary.bytes = committed.bytes;
     summary.batches = committed.batches;
     summary.commits += committed.commits;
-    // The committer's error is the cause; the consumer only saw that it stopped.
-    if let Some(e) = commit_error {
-        return Err(e);
-    }
-    consumed?;
-    meter.tick(summary.rows + summary.quarantined, summary.bytes, true, progress)?;
-    summary.elapsed_s = started.elapsed().as_secs_f64();
-    summary.records_per_s = (summary.rows + summary.quarantined) as f64 / summary.elapsed_s.max(1e-9);
-    summary.commits_per_s = summary.commits as f64 / summary.elapsed_s.max(1e-9);
-    summary.batches.sort_by_key(|b| (b.partition, b.start_offset));
-    Ok(summary)
 }

@@ -155,10 +155,6 @@ impl Simulator {
         &self.catalog
     }
 
-    pub fn config(&self) -> &SimConfig {
-        &self.cfg
-    }
-
     pub fn stats(&self) -> &SimStats {
         &self.stats
     }

@@ -32,8 +32,12 @@ fn field(name: &str, dt: DataType, nullable: bool) -> Field {
 /// (table name, its rows) for songs, artists, users and their subscription history.
 pub fn reference_batches(catalog: &Catalog, catalog_seed: u64) -> Result<Vec<(&'static str, RecordBatch)>> {
     let seed = catalog_seed as i64;
-    let utc_ms = crate::event::utc_timestamp();
+    let (users, subscriptions) = users_batches(catalog, seed)?;
+    Ok(vec![("songs", songs_batch(catalog, seed)?), ("artists", artists_batch(catalog, seed)?), ("users", users), ("subscriptions", subscriptions)])
+}
 
+/// One row per song.
+fn songs_batch(catalog: &Catalog, seed: i64) -> Result<RecordBatch> {
     let mut b = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), Date32Builder::new(), Int64Builder::new(), Float64Builder::new(), BooleanBuilder::new(), Int64Builder::new());
     for s in &catalog.songs {
         b.0.append_value(&s.id);
@@ -47,7 +51,7 @@ pub fn reference_batches(catalog: &Catalog, catalog_seed: u64) -> Result<Vec<(&'
         b.8.append_value(s.new_release);
         b.9.append_value(seed);
     }
-    let songs = RecordBatch::try_new(
+    Ok(RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             field("song_id", DataType::Utf8, false), field("song_name", DataType::Utf8, false),
             field("artist_id", DataType::Utf8, false), field("album", DataType::Utf8, false),
@@ -60,8 +64,11 @@ pub fn reference_batches(catalog: &Catalog, catalog_seed: u64) -> Result<Vec<(&'
             Arc::new(b.4.finish()), Arc::new(b.5.finish()), Arc::new(b.6.finish()), Arc::new(b.7.finish()),
             Arc::new(b.8.finish()), Arc::new(b.9.finish()),
         ],
-    )?;
+    )?)
+}
 
+/// One row per artist.
+fn artists_batch(catalog: &Catalog, seed: i64) -> Result<RecordBatch> {
     let (mut id, mut name, mut genre, mut cs) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), Int64Builder::new());
     for a in &catalog.artists {
         id.append_value(&a.id);
@@ -69,14 +76,18 @@ pub fn reference_batches(catalog: &Catalog, catalog_seed: u64) -> Result<Vec<(&'
         genre.append_value(a.genre);
         cs.append_value(seed);
     }
-    let artists = RecordBatch::try_new(
+    Ok(RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             field("artist_id", DataType::Utf8, false), field("artist_name", DataType::Utf8, false),
             field("genre", DataType::Utf8, false), field("catalog_seed", DataType::Int64, false),
         ])),
         vec![Arc::new(id.finish()) as ArrayRef, Arc::new(name.finish()), Arc::new(genre.finish()), Arc::new(cs.finish())],
-    )?;
+    )?)
+}
 
+/// One row per user, and one per subscription period of each (where it starts, then every switch).
+fn users_batches(catalog: &Catalog, seed: i64) -> Result<(RecordBatch, RecordBatch)> {
+    let utc_ms = crate::event::utc_timestamp();
     let mut u = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), Int32Builder::new(), StringBuilder::new(), Int64Builder::new());
     let mut sc = (StringBuilder::new(), TimestampMicrosecondBuilder::new().with_timezone("UTC"), StringBuilder::new(), Int64Builder::new());
     for user in &catalog.users {
@@ -120,7 +131,7 @@ pub fn reference_batches(catalog: &Catalog, catalog_seed: u64) -> Result<Vec<(&'
         ])),
         vec![Arc::new(sc.0.finish()) as ArrayRef, Arc::new(sc.1.finish()), Arc::new(sc.2.finish()), Arc::new(sc.3.finish())],
     )?;
-    Ok(vec![("songs", songs), ("artists", artists), ("users", users), ("subscriptions", subscriptions)])
+    Ok((users, subscriptions))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
