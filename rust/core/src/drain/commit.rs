@@ -9,7 +9,7 @@
 //! refused record below the events table's txn is in the quarantine table; a drain that resumes
 //! skips refused records below the quarantine table's txn, so none is written twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -212,7 +212,7 @@ impl Committer {
     async fn commit_group(&mut self) -> Result<()> {
         let mut group = self.take_group();
         self.epoch += 1;
-        let operation = DeltaOperation::StreamingUpdate { output_mode: OutputMode::Append, query_id: format!("spotify-pipeline-drain/{}", self.topic), epoch_id: self.epoch };
+        let operation = streaming_update(&self.topic, self.epoch);
 
         // Quarantine: only partitions whose batches refused records.
         let mut txns = BTreeMap::new();
@@ -226,8 +226,8 @@ impl Committer {
         }
         if !txns.is_empty() {
             let quarantined: u64 = group.values().flatten().map(|b| b.quarantined).sum();
-            let meta = HashMap::from([("spotify_pipeline".to_string(), serde_json::json!({"records": quarantined}))]);
-            let moved = commit_until_done(&mut self.quarantine, adds, txns, &group, |b| &b.quarantine, operation.clone(), meta).await?;
+            let info = serde_json::json!({"records": quarantined});
+            let moved = commit_until_done(&mut self.quarantine, adds, txns, &group, |b| &b.quarantine, operation.clone(), info).await?;
             for (p, next) in moved.committed {
                 self.partitions.get_mut(&p).expect("drained").quarantine_txn = Some(next);
             }
@@ -246,8 +246,8 @@ impl Committer {
         }
         let adds: Vec<Add> = group.values().flatten().flat_map(|b| b.events.iter().cloned()).collect();
         let rows: u64 = group.values().flatten().map(|b| b.rows).sum();
-        let meta = HashMap::from([("spotify_pipeline".to_string(), serde_json::json!({"records": rows}))]);
-        let done = commit_until_done(&mut self.events, adds, txns, &group, |b| &b.events, operation, meta).await?;
+        let info = serde_json::json!({"records": rows});
+        let done = commit_until_done(&mut self.events, adds, txns, &group, |b| &b.events, operation, info).await?;
         self.commits_done(done.commits);
         for p in done.taken {
             self.leave(p, &mut group);
@@ -297,6 +297,11 @@ struct Outcome {
 
 /// Commits the group's files for `table`; when some txns moved, commits again without those
 /// partitions, until the rest is in (or nothing is left).
+/// The Delta operation of a drain's commits (one streaming query per topic).
+pub(super) fn streaming_update(topic: &str, epoch: i64) -> DeltaOperation {
+    DeltaOperation::StreamingUpdate { output_mode: OutputMode::Append, query_id: format!("spotify-pipeline-drain/{topic}"), epoch_id: epoch }
+}
+
 async fn commit_until_done(
     table: &mut Table,
     mut adds: Vec<Add>,
@@ -304,12 +309,12 @@ async fn commit_until_done(
     group: &BTreeMap<i32, Vec<Uploaded>>,
     files_of: impl Fn(&Uploaded) -> &Vec<Add>,
     operation: DeltaOperation,
-    meta: HashMap<String, serde_json::Value>,
+    info: serde_json::Value,
 ) -> Result<Outcome> {
     let mut out = Outcome { committed: Vec::new(), taken: Vec::new(), commits: 0 };
     let partition_of = |id: &str| id.rsplit_once('/').and_then(|(_, p)| p.parse::<i32>().ok()).expect("our app id");
     while !txns.is_empty() {
-        match table.commit_if_txns(adds.clone(), &txns, operation.clone(), meta.clone()).await? {
+        match table.commit_if_txns(adds.clone(), &txns, operation.clone(), Some(info.clone())).await? {
             Ok(_) => {
                 out.commits += 1;
                 out.committed.extend(txns.iter().map(|(id, (_, next))| (partition_of(id), *next)));

@@ -2,10 +2,9 @@
 //! and the watermarks, records lost to retention (refused, or recorded once), and a topic
 //! created again (refused, or drained from its start).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use deltalake_core::protocol::{DeltaOperation, OutputMode};
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -50,7 +49,7 @@ pub(crate) fn topic_recreated(topic: &str, p: i32, lake_offset: i64, high: i64) 
 pub(super) async fn record_loss(bronze: &mut Table, topic: &str, summary: &mut DrainSummary, start: &mut Start) -> Result<()> {
     let lost: Vec<(i32, i64)> = summary.partitions.iter().filter(|pd| pd.lost_to_retention > 0).map(|pd| (pd.partition, pd.lost_to_retention)).collect();
     let mut left: Vec<i32> = lost.iter().map(|&(p, _)| p).collect();
-    let operation = DeltaOperation::StreamingUpdate { output_mode: OutputMode::Append, query_id: format!("spotify-pipeline-drain/{topic}"), epoch_id: 0 };
+    let operation = super::commit::streaming_update(topic, 0);
     while !left.is_empty() {
         let mut txns = BTreeMap::new();
         let mut what = serde_json::Map::new();
@@ -59,8 +58,8 @@ pub(super) async fn record_loss(bronze: &mut Table, topic: &str, summary: &mut D
             txns.insert(lake::txn_app_id(topic, p), (vb, from));
             what.insert(p.to_string(), serde_json::json!({"from_offset": vb, "to_offset": from - 1, "records": records}));
         }
-        let meta = HashMap::from([("spotify_pipeline".to_string(), serde_json::json!({"records": 0, "lost_to_retention": what}))]);
-        match bronze.commit_if_txns(Vec::new(), &txns, operation.clone(), meta).await? {
+        let info = serde_json::json!({"records": 0, "lost_to_retention": what});
+        match bronze.commit_if_txns(Vec::new(), &txns, operation.clone(), Some(info)).await? {
             Ok(_) => {
                 summary.commits += 1;
                 for p in left.drain(..) {

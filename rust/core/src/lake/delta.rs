@@ -42,6 +42,10 @@ pub struct Table {
     table: DeltaTable,
 }
 
+/// The key of our part of a commit's info (`commitInfo`): the records a drain commit holds, and
+/// what it records as lost to retention.
+pub const COMMIT_INFO_KEY: &str = "spotify_pipeline";
+
 fn delta_err(what: &str, e: DeltaTableError) -> Error {
     match e {
         DeltaTableError::ObjectStore { source } => Error::lake(format!("{what}: {source}")),
@@ -158,13 +162,15 @@ impl Table {
     /// Commits `adds` and sets each txn in `txns` to its new version, but only if every txn is
     /// still at the version the caller expected (`expected`): otherwise nothing is committed and
     /// the app ids that moved are returned. Other writers' commits in between are retried past.
+    /// `info`, if any, goes into the commit's info under [`COMMIT_INFO_KEY`].
     pub async fn commit_if_txns(
         &mut self,
         adds: Vec<Add>,
         txns: &BTreeMap<String, (Option<i64>, i64)>,
         operation: DeltaOperation,
-        app_metadata: HashMap<String, serde_json::Value>,
+        info: Option<serde_json::Value>,
     ) -> Result<std::result::Result<i64, Vec<String>>> {
+        let app_metadata: HashMap<String, serde_json::Value> = info.into_iter().map(|v| (COMMIT_INFO_KEY.to_string(), v)).collect();
         loop {
             let ids: Vec<String> = txns.keys().cloned().collect();
             let now = self.txn_versions(&ids).await?;
@@ -306,7 +312,7 @@ pub struct LostRange {
 
 impl LostRange {
     fn from_commit_info(info: &serde_json::Value) -> Vec<Self> {
-        let Some(lost) = info["spotify_pipeline"]["lost_to_retention"].as_object() else { return Vec::new() };
+        let Some(lost) = info[COMMIT_INFO_KEY]["lost_to_retention"].as_object() else { return Vec::new() };
         lost.iter()
             .filter_map(|(p, r)| {
                 Some(Self {
@@ -379,12 +385,12 @@ mod tests {
             let op = || DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
             let add = |n: &str| new_add(format!("hour=1/{n}.parquet"), 10, &[("hour", "1".into())], serde_json::json!({"numRecords": 5}), true);
             let txns = |from: Option<i64>, to: i64| BTreeMap::from([("t/0".to_string(), (from, to))]);
-            assert_eq!(a.commit_if_txns(vec![add("a")], &txns(None, 100), op(), HashMap::new()).await.unwrap(), Ok(1));
+            assert_eq!(a.commit_if_txns(vec![add("a")], &txns(None, 100), op(), None).await.unwrap(), Ok(1));
             // b still thinks partition 0 starts at nothing: it must give way, committing nothing.
-            assert_eq!(b.commit_if_txns(vec![add("b")], &txns(None, 50), op(), HashMap::new()).await.unwrap(), Err(vec!["t/0".to_string()]));
+            assert_eq!(b.commit_if_txns(vec![add("b")], &txns(None, 50), op(), None).await.unwrap(), Err(vec!["t/0".to_string()]));
             // Another partition's txn goes through past a's commit.
             let other = BTreeMap::from([("t/1".to_string(), (None, 7))]);
-            assert_eq!(b.commit_if_txns(vec![add("c")], &other, op(), HashMap::new()).await.unwrap(), Ok(2));
+            assert_eq!(b.commit_if_txns(vec![add("c")], &other, op(), None).await.unwrap(), Ok(2));
             a.refresh().await.unwrap();
             assert_eq!(a.txn_versions(&["t/0".into(), "t/1".into(), "t/2".into()]).await.unwrap().into_values().collect::<Vec<_>>(), vec![Some(100), Some(7), None]);
             let changes = a.changes_after(0).await.unwrap();

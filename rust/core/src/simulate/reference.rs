@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, DEVICES, REGIONS};
 use super::SimConfig;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use deltalake_core::kernel::DataType as DeltaType;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
@@ -189,7 +189,7 @@ pub fn publish_reference(cfg: &SimConfig, lake_cfg: &LakeConfig) -> Result<Refer
                 let add = new_add(path, bytes.len() as u64, &[("catalog", id.clone())], serde_json::json!({"numRecords": rows}), true);
                 let txns = BTreeMap::from([(app.clone(), (None, 1))]);
                 let op = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
-                table.commit_if_txns(vec![add], &txns, op, HashMap::new()).await?.is_ok()
+                table.commit_if_txns(vec![add], &txns, op, None).await?.is_ok()
             };
             tables.push(PublishedTable { table: name.to_string(), catalog: id.clone(), rows, published });
         }
