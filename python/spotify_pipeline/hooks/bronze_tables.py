@@ -99,6 +99,12 @@ class BronzeTables:
             f"CREATE TABLE IF NOT EXISTS {self.loss_table} (\n  {self.columns_ddl(LOSS_LEDGER)},\n  PRIMARY KEY (table_name, lake_version, kafka_partition)\n)",
         ]
 
+    def ledger_is_at(self, con, ranges: dict[str, dict]) -> bool:
+        """Inside a load's transaction: whether the version ledger is still where each range's
+        load started (``after``); if not, another loader moved it and this load must roll back."""
+        now = self.loaded_versions(con)
+        return all(now.get(t, -1) == r["after"] for t, r in ranges.items())
+
     def insert_sql(self, table: str, columns: list[tuple[str, str, bool]]) -> str:
         """INSERT of one ledger row: every column a parameter, but ``loaded_at`` the warehouse's clock."""
         return f"INSERT INTO {table} VALUES ({', '.join([self.PARAM] * (len(columns) - 1))}, {self.NOW})"

@@ -154,8 +154,7 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
         con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN TRANSACTION")
         try:
-            now = self.loaded_versions(con)
-            if any(now.get(t, -1) != r["after"] for t, r in ranges.items()):
+            if not self.ledger_is_at(con, ranges):
                 con.execute("ROLLBACK")
                 return False
             for lake_table, r in ranges.items():

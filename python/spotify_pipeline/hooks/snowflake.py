@@ -118,7 +118,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
         """Inside a load transaction: takes the load lock (waiting for another loader's commit),
         then tells whether the version ledger is still where this load started."""
         cur.execute(f"UPDATE {self.lock_table} SET holder = %s, locked_at = SYSDATE()", [holder])
-        return all(self.loaded_versions(con).get(t, -1) == r["after"] for t, r in ranges.items())
+        return self.ledger_is_at(con, ranges)
 
     def loaded_versions(self, con) -> dict[str, int]:
         cur = con.cursor()
