@@ -93,6 +93,8 @@ with DAG(
         topic="{{ params.topic }}",
         lake_url=LAKE_URL,
         min_lag=1,
+        # Another run on this topic may drain this run's records first: seeing them in the lake also ends the wait.
+        produced=produce.output,
         deferrable=True,
         poke_interval=10,
         timeout=3600,
@@ -115,6 +117,8 @@ with DAG(
         lake_url=LAKE_URL,
         warehouse_conn_id=WAREHOUSE_CONN_ID,
         min_batches=1,
+        # Another run's stage may load this run's batches first: seeing them loaded also ends the wait.
+        drained=drain.output,
         deferrable=True,
         poke_interval=10,
         timeout=3600,

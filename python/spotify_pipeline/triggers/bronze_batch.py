@@ -26,12 +26,33 @@ def unloaded_batches(lake_url: str, lake_conn_id: str | None, dataset: str, ware
         "rows": sum(f["rows"] for c in pending["events"] for f in c["files"]),
         "versions": {t: [loaded.get(t, -1) + 1, pending[f"{t}_version"]] for t in ("events", "quarantine") if pending[f"{t}_version"] > loaded.get(t, -1)},
         "batch_ids": [f["key"] for f in files][:50],
+        "loaded": {t: loaded.get(t, -1) for t in ("events", "quarantine")},
     }
 
 
+def drained_version(drained: Any) -> int | None:
+    """The newest events-table version that a drain's summary (its XCom), or the summaries of a
+    mapped drain, committed; -1 when it committed nothing; None without summaries."""
+    if not drained:
+        return None
+    summaries = [drained] if isinstance(drained, dict) else list(drained)
+    return max((b["version"] for s in summaries for b in s["batches"]), default=-1)
+
+
+def batches_ready(pending: dict[str, Any] | None, min_batches: int, drained_through: int | None = None) -> bool:
+    """True when at least ``min_batches`` files wait, or the warehouse already loaded the events
+    table through ``drained_through``. A drain's quarantine commit precedes its events commit, so
+    a stage that loaded that events version loaded the quarantine with it."""
+    if pending is None:
+        return False
+    if drained_through is not None and pending["loaded"]["events"] >= drained_through:
+        return True
+    return pending["batches"] >= min_batches
+
+
 class BronzeBatchTrigger(PollingTrigger):
-    """Fires ``{"status": "ready", "pending": ...}`` once at least ``min_batches`` committed
-    batches are unloaded (see :class:`PollingTrigger` for timeouts and errors)."""
+    """Fires ``{"status": "ready", "pending": ...}`` when :func:`batches_ready` (see
+    :class:`PollingTrigger` for timeouts and errors)."""
 
     result_key = "pending"
 
@@ -44,6 +65,7 @@ class BronzeBatchTrigger(PollingTrigger):
         dataset: str = "spotify_events",
         schema: str = "bronze",
         min_batches: int = 1,
+        drained_through: int | None = None,
         poke_interval: float = 30.0,
         deadline: float | None = None,
         retries: int = DEFAULT_RETRIES,
@@ -55,15 +77,17 @@ class BronzeBatchTrigger(PollingTrigger):
         self.dataset = dataset
         self.schema = schema
         self.min_batches = min_batches
+        self.drained_through = drained_through
 
     def kwargs(self) -> dict[str, Any]:
         return {
             "lake_url": self.lake_url, "lake_conn_id": self.lake_conn_id, "warehouse_conn_id": self.warehouse_conn_id,
             "dataset": self.dataset, "schema": self.schema, "min_batches": self.min_batches,
+            "drained_through": self.drained_through,
         }
 
     def check(self) -> dict[str, Any] | None:
         return unloaded_batches(self.lake_url, self.lake_conn_id, self.dataset, self.warehouse_conn_id, self.schema)
 
     def is_ready(self, pending: dict[str, Any] | None) -> bool:
-        return pending is not None and pending["batches"] >= self.min_batches
+        return batches_ready(pending, self.min_batches, self.drained_through)

@@ -11,8 +11,29 @@ from spotify_pipeline.hooks.lake import LakeHook
 from spotify_pipeline.triggers.base import DEFAULT_RETRIES, PollingTrigger
 
 
-def lag_reached(report: dict[str, Any], min_lag: int, max_age_s: float | None, now_ms: int | None = None) -> bool:
-    """True when at least ``min_lag`` records wait, or the oldest waits longer than ``max_age_s``."""
+def produced_offsets(produced: dict[str, Any] | None) -> list[list[int]] | None:
+    """``[partition, last_offset]`` of each partition a producer's summary (its XCom) wrote to."""
+    if not produced:
+        return None
+    return [[int(p["partition"]), int(p["last_offset"])] for p in produced["partitions"] if p["count"] > 0]
+
+
+def drained_already(report: dict[str, Any], offsets: list[list[int]] | None) -> bool:
+    """True when the lake's txns are past every ``[partition, last_offset]``: another drain (an
+    overlapping run on the same topic) already took those records, so no lag will come for them."""
+    if offsets is None:
+        return False
+    next_offsets = {p["partition"]: p["next_offset"] for p in report["partitions"]}
+    return all(next_offsets.get(partition, 0) > last for partition, last in offsets)
+
+
+def lag_reached(
+    report: dict[str, Any], min_lag: int, max_age_s: float | None, now_ms: int | None = None, produced: list[list[int]] | None = None
+) -> bool:
+    """True when at least ``min_lag`` records wait, or the oldest waits longer than ``max_age_s``,
+    or the ``produced`` records are drained already (:func:`drained_already`)."""
+    if drained_already(report, produced):
+        return True
     if report["lag"] <= 0:
         return False
     if report["lag"] >= min_lag:
@@ -33,7 +54,8 @@ def measure_lag(
 
 class KafkaLagTrigger(PollingTrigger):
     """Checks the lag every ``poke_interval`` seconds; fires ``{"status": "ready", "report": ...}``
-    when :func:`lag_reached` (see :class:`PollingTrigger` for timeouts and errors)."""
+    when :func:`lag_reached` (see :class:`PollingTrigger` for timeouts and errors). ``produced``
+    holds ``[partition, last_offset]`` pairs (see :func:`produced_offsets`), no record data."""
 
     result_key = "report"
 
@@ -48,6 +70,7 @@ class KafkaLagTrigger(PollingTrigger):
         max_age_s: float | None,
         dataset: str = "spotify_events",
         timeout_s: int = 30,
+        produced: list[list[int]] | None = None,
         poke_interval: float = 30.0,
         deadline: float | None = None,
         retries: int = DEFAULT_RETRIES,
@@ -61,15 +84,17 @@ class KafkaLagTrigger(PollingTrigger):
         self.max_age_s = max_age_s
         self.dataset = dataset
         self.timeout_s = timeout_s
+        self.produced = produced
 
     def kwargs(self) -> dict[str, Any]:
         return {
             "topic": self.topic, "kafka_conn_id": self.kafka_conn_id, "lake_url": self.lake_url, "lake_conn_id": self.lake_conn_id,
             "min_lag": self.min_lag, "max_age_s": self.max_age_s, "dataset": self.dataset, "timeout_s": self.timeout_s,
+            "produced": self.produced,
         }
 
     def check(self) -> dict[str, Any]:
         return measure_lag(self.topic, self.kafka_conn_id, self.lake_url, self.lake_conn_id, self.dataset, self.timeout_s)
 
     def is_ready(self, report: dict[str, Any]) -> bool:
-        return lag_reached(report, self.min_lag, self.max_age_s)
+        return lag_reached(report, self.min_lag, self.max_age_s, produced=self.produced)

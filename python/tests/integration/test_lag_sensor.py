@@ -136,3 +136,35 @@ def test_a_non_deferrable_sensor_rides_out_a_transient_error_then_fails_on_the_n
     )
     with pytest.raises(AirflowSensorTimeout):
         waiting.execute(context={})
+
+
+def test_records_another_drain_took_end_the_wait(stack, topic, lake_prefix, connections):
+    """Two runs on one topic: the first run's drain takes the second run's records too. The
+    second run's sensor, told what its producer wrote, sees them in the lake and stops waiting."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
+    taken = _core.produce(kafka, SIM, {"count": 300})
+    _core.drain(kafka, lake, DRAIN)
+    waiting = _core.produce(kafka, {**SIM, "seed": 33}, {"count": 40})
+
+    def sensor(produced):
+        return KafkaLagSensor(
+            task_id="lag", topic=topic, lake_url=lake["url"], kafka_conn_id="kafka_lag", lake_conn_id="lake_lag",
+            min_lag=1_000_000, produced=produced, timeout=600,
+        )
+
+    # 40 records wait, far below the threshold; the 300 of `taken` are in the lake.
+    report = sensor(taken).execute(context={})
+    assert report["lag"] == 40
+    for produced in (None, waiting):
+        with pytest.raises(TaskDeferred) as deferred:
+            sensor(produced).execute(context={})
+    kwargs = deferred.value.trigger.serialize()[1]
+    assert kwargs["produced"] == [[p["partition"], p["last_offset"]] for p in waiting["partitions"] if p["count"]]
+    with pytest.raises(TimeoutError):
+        first_event(KafkaLagTrigger(**{**kwargs, "poke_interval": 0.2}), 2.5)
+    # Another drain takes them: the deferred trigger fires, though the lag is 0.
+    _core.drain(kafka, lake, DRAIN)
+    event = first_event(KafkaLagTrigger(**{**kwargs, "poke_interval": 0.2}), 30)
+    assert event.payload["status"] == "ready" and event.payload["report"]["lag"] == 0

@@ -165,6 +165,24 @@ def test_partition_sets_and_merged_summaries():
     assert lag_reached({"lag": 9, "oldest_undrained_ms": 1_000}, 10, 60, now_ms=61_000)
     assert not lag_reached({"lag": 9, "oldest_undrained_ms": 1_000}, 10, 60, now_ms=59_000)
     assert not lag_reached({"lag": 0, "oldest_undrained_ms": None}, 0, 0)
+    # ... or with this run's records drained by another run: only when every partition is past them.
+    report = {"lag": 0, "oldest_undrained_ms": None, "partitions": [{"partition": 0, "next_offset": 10}, {"partition": 1, "next_offset": 5}]}
+    assert lag_reached(report, 1, None, produced=[[0, 9], [1, 4]])
+    assert not lag_reached(report, 1, None, produced=[[0, 9], [1, 5]])
+    assert not lag_reached(report, 1, None, produced=[[2, 0]])
+
+
+def test_batch_sensor_waits_for_batches_or_for_its_drain_loaded():
+    from spotify_pipeline.triggers.bronze_batch import batches_ready, drained_version
+
+    summary = lambda *versions: {"batches": [{"version": v} for v in versions]}  # noqa: E731
+    assert drained_version(None) is None and drained_version(summary()) == -1
+    assert drained_version([summary(3, 7), summary(5)]) == 7
+    pending = lambda batches, loaded: {"batches": batches, "loaded": {"events": loaded, "quarantine": -1}}  # noqa: E731
+    assert batches_ready(pending(2, 0), 2) and not batches_ready(pending(1, 0), 2)
+    assert batches_ready(pending(0, 7), 1, drained_through=7)
+    assert not batches_ready(pending(0, 6), 1, drained_through=7)
+    assert not batches_ready(None, 1, drained_through=-1)  # a busy DuckDB file: not yet known
 
 
 def test_progress_lines():
