@@ -133,3 +133,15 @@ def test_three_drains_racing_on_one_topic_commit_every_offset_once(stack, topic,
         loaded = con.execute("select kafka_partition, kafka_offset from bronze.spotify_events").fetchall()
         loaded += con.execute("select kafka_partition, kafka_offset from bronze.spotify_events_quarantine").fetchall()
     assert duplicates(loaded) == {} and set(loaded) == expected
+
+
+def test_drains_bounded_by_records_take_exactly_that_many_and_leave_the_rest_to_the_next(stack, topic, lake_prefix):
+    """`max_records` stops a drain mid-fetch (the consumer takes ~1,000 records from librdkafka at a
+    time): the records it read past the bound are in no batch, and the next drain starts at them."""
+    produced = [_core.produce(stack.kafka(topic), SIM, {"count": 20_000})]
+    drained = [_core.drain(stack.kafka(topic), stack.lake(lake_prefix), {**DRAIN, "max_records": n})["rows"] for n in (1, 2_345, 7_000)]
+    assert drained == [1, 2_345, 7_000]
+    assert committed_bronze(stack, lake_prefix, topic).num_rows == 9_346
+    final = _core.drain(stack.kafka(topic), stack.lake(lake_prefix), DRAIN)
+    assert final["rows"] == 20_000 - 9_346 and all(p["lag"] == 0 for p in final["partitions"])
+    assert_exactly_once(stack, topic, lake_prefix, produced)

@@ -9,8 +9,10 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::Result;
 
-/// Columns whose values are unique per row: a dictionary would only cost time.
-const NO_DICTIONARY: [&str; 3] = ["event_id", "session_id", "kafka_offset"];
+/// Columns whose values are (nearly) unique per row: a dictionary would only cost time. The two
+/// timestamps too: without their dictionaries a 4 M-event drain wrote 166 MB instead of 173 MB,
+/// 1-5 % faster.
+const NO_DICTIONARY: [&str; 5] = ["event_id", "session_id", "kafka_offset", "event_ts", "kafka_ts"];
 
 /// Writer settings for lake files: zstd 1, statistics only on `stats_columns` (min/max of every
 /// string column cost a fifth of the drain's encoding), row groups of `row_group_rows`.

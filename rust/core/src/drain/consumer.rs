@@ -10,10 +10,15 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::batch::{RawBatch, RawRecord};
+use super::fetch::Fetcher;
 use super::{DrainOptions, Start};
 use crate::kafka::{KafkaConfig, KafkaConsumer};
 use crate::progress::{ProgressFn, ProgressMeter};
 use crate::{Error, Result};
+
+/// Records per fetch from librdkafka's queue: about 300 KB of our events, so the checks made once
+/// a fetch (clock, reports, progress) stay cheap and still come often.
+const FETCH_RECORDS: usize = 1024;
 
 /// What workers and the committer tell the consumer thread.
 pub(super) enum Report {
@@ -85,64 +90,85 @@ impl<'a> Run<'a> {
 
     pub fn consume(&mut self, deadline: Option<Instant>, meter: &mut ProgressMeter, progress: &mut ProgressFn<'_>) -> Result<()> {
         let opts = self.opts;
+        let consumer: &'a KafkaConsumer = self.consumer;
+        let mut fetcher = Fetcher::new(consumer, FETCH_RECORDS);
         let mut consumed = 0u64;
         let mut idle_since: Option<Instant> = None;
         while self.remaining > 0 {
-            // Clocks and progress every thousand records: per record they would cost more than copying it.
-            if consumed % 1024 == 0 || idle_since.is_some() {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                self.take_reports()?;
-                meter.tick(consumed, 0, false, progress)?;
-            }
-            if opts.max_records.is_some_and(|m| consumed >= m) {
+            // Clocks, reports and progress once a fetch: per record they would cost more than copying it.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
-            // Without waiting first: a wait costs clock reads, and there is usually a record ready.
-            let polled = match self.consumer.poll(Duration::ZERO) {
-                None => self.consumer.poll(Duration::from_millis(200)),
-                some => some,
-            };
-            match polled {
-                Some(Ok(m)) => {
-                    idle_since = None;
-                    let (p, off) = (m.partition(), m.offset());
-                    let Some(slot) = self.slots.get_mut(p as usize) else { continue };
-                    let Some(high) = slot.high.filter(|&h| off < h) else { continue };
-                    let ts = match m.timestamp() {
-                        Timestamp::NotAvailable => None,
-                        t => t.to_millis(),
-                    };
-                    let payload = m.payload().unwrap_or_default();
-                    let batch = slot.open.get_or_insert_with(|| {
-                        let (payloads, records) = self.spare.pop().unwrap_or_default();
-                        let seq = slot.next_seq;
-                        slot.next_seq += 1;
-                        RawBatch { partition: p, seq, from: slot.from, last: off, payloads, records }
-                    });
-                    batch.push(off, ts, payload);
-                    self.open_bytes += payload.len();
-                    consumed += 1;
-                    let full = batch.records.len() >= opts.batch_max_records || batch.payloads.len() >= opts.batch_max_bytes;
-                    if off + 1 >= high {
-                        self.finish_partition(p)?;
-                    } else if full {
-                        self.cut(p)?;
-                    }
-                    if self.open_bytes > opts.buffer_max_bytes {
-                        // Many partitions at once: the fullest batch goes early, so memory stays bounded.
-                        let fullest = self.slots.iter().filter_map(|s| s.open.as_ref()).max_by_key(|b| b.payloads.len()).map(|b| b.partition);
-                        if let Some(p) = fullest {
-                            self.cut(p)?;
-                        }
-                    }
-                }
-                Some(Err(e)) => return Err(Error::kafka(format!("consuming {}: {e}", self.topic))),
-                None => self.idle(idle_since.get_or_insert_with(Instant::now))?,
+            self.take_reports()?;
+            meter.tick(consumed, 0, false, progress)?;
+            let room = opts.max_records.map_or(u64::MAX, |m| m.saturating_sub(consumed));
+            if room == 0 {
+                break;
             }
+            let n = fetcher.fetch();
+            if n == 0 {
+                // Nothing ready: wait in the consumer's poll, which also serves the queue's events.
+                match consumer.poll(Duration::from_millis(200)) {
+                    Some(Ok(m)) => {
+                        idle_since = None;
+                        let ts = match m.timestamp() {
+                            Timestamp::NotAvailable => None,
+                            t => t.to_millis(),
+                        };
+                        consumed += self.take(m.partition(), m.offset(), ts, m.payload().unwrap_or_default())? as u64;
+                    }
+                    Some(Err(e)) => return Err(Error::kafka(format!("consuming {}: {e}", self.topic))),
+                    None => self.idle(idle_since.get_or_insert_with(Instant::now))?,
+                }
+                continue;
+            }
+            idle_since = None;
+            let mut taken = 0u64;
+            for i in 0..n {
+                let r = fetcher.record(i);
+                if let Some(e) = r.error {
+                    return Err(Error::kafka(format!("consuming {}: {e}", self.topic)));
+                }
+                taken += self.take(r.partition, r.offset, r.timestamp_ms, r.payload)? as u64;
+                // Records after these are not in any batch: the next drain reads them again.
+                if taken >= room || self.remaining == 0 {
+                    break;
+                }
+            }
+            consumed += taken;
         }
         Ok(())
+    }
+
+    /// Copies one record into its partition's open batch, and cuts batches that are full or at
+    /// their partition's end. False for a record this drain does not take (a partition it does
+    /// not drain, or past the high watermark).
+    fn take(&mut self, p: i32, off: i64, ts: Option<i64>, payload: &[u8]) -> Result<bool> {
+        let opts = self.opts;
+        let Some(slot) = self.slots.get_mut(p as usize) else { return Ok(false) };
+        let Some(high) = slot.high.filter(|&h| off < h) else { return Ok(false) };
+        let batch = slot.open.get_or_insert_with(|| {
+            let (payloads, records) = self.spare.pop().unwrap_or_default();
+            let seq = slot.next_seq;
+            slot.next_seq += 1;
+            RawBatch { partition: p, seq, from: slot.from, last: off, payloads, records }
+        });
+        batch.push(off, ts, payload);
+        self.open_bytes += payload.len();
+        let full = batch.records.len() >= opts.batch_max_records || batch.payloads.len() >= opts.batch_max_bytes;
+        if off + 1 >= high {
+            self.finish_partition(p)?;
+        } else if full {
+            self.cut(p)?;
+        }
+        if self.open_bytes > opts.buffer_max_bytes {
+            // Many partitions at once: the fullest batch goes early, so memory stays bounded.
+            let fullest = self.slots.iter().filter_map(|s| s.open.as_ref()).max_by_key(|b| b.payloads.len()).map(|b| b.partition);
+            if let Some(p) = fullest {
+                self.cut(p)?;
+            }
+        }
+        Ok(true)
     }
 
     /// Nothing arrived in the last poll (since `since`): finishes the partitions whose position

@@ -17,6 +17,7 @@
 mod batch;
 mod commit;
 mod consumer;
+mod fetch;
 mod start;
 mod worker;
 
