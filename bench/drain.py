@@ -13,7 +13,8 @@ medians reported:
      already have (confluent-kafka batch consume, json, pyarrow, Parquet zstd to MinIO per 100 k);
   5. a seed-style Python consumer (kafka-python, JSON files to MinIO with boto3).
 Also the drain's peak RSS (VmHWM) and its RSS sampled over the run (flat = bounded memory,
-whatever the backlog), measured in a child process, and its Delta commits per second. With the
+whatever the backlog), measured in a child process, its Delta commits per second, and CPU
+per record: the drain's threads by name, MinIO and the broker (from /proc, around each run). With the
 drain's own defaults; `--batch-max-mb` and `--workers` change them.
 
 Then the same drain and the Python peer on a second topic whose events span weeks (the main
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -54,14 +56,31 @@ PEER_FIELDS = ("event_id", "event_type", "event_ts", "user_id", "session_id", "s
                "city", "timezone", "subscription", "playlist_id", "schema_version")
 
 CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from spotify_pipeline import _core
+import glob, threading
 kafka, lake, opts = (json.loads(a) for a in sys.argv[1:4])
+threads = {}  # each thread's last seen CPU seconds (threads that end leave /proc)
+def sample_threads():
+    while True:
+        for d in glob.glob('/proc/self/task/*'):
+            try:
+                stat, name = open(d + '/stat').read().rsplit(')', 1)[1].split(), open(d + '/comm').read().strip()
+            except OSError:
+                continue
+            threads[d] = (name, (int(stat[11]) + int(stat[12])) / os.sysconf('SC_CLK_TCK'))
+        time.sleep(0.1)
+threading.Thread(target=sample_threads, daemon=True).start()
 t = time.perf_counter()
 s = _core.drain(kafka, lake, opts)
 wall = time.perf_counter() - t
 hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))
-print(json.dumps({"rows": s["rows"], "bytes": s["bytes"], "wall_s": wall, "rss_kb": hwm, "commits": s["commits"]}))
+cpu = {}
+for name, seconds in list(threads.values()):
+    cpu[name] = cpu.get(name, 0) + seconds
+ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu["all"] = ru.ru_utime + ru.ru_stime
+print(json.dumps({"rows": s["rows"], "bytes": s["bytes"], "wall_s": wall, "rss_kb": hwm, "commits": s["commits"], "cpu": cpu}))
 """
 
 
@@ -72,9 +91,38 @@ def rss_kb(pid: int) -> int | None:
         return None
 
 
+def server_cpu_s(pattern: str) -> float:
+    """CPU seconds the stack's server processes matching ``pattern`` have used so far."""
+    pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    total = 0.0
+    for pid in pids:
+        try:
+            stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+SERVERS = {"MinIO": "minio server", "broker": "kafka.Kafka"}
+
+
+def cpu_per_record(outs: list[dict], servers: dict[str, float], n: int) -> str:
+    """Microseconds of CPU per record: the drain (and its threads by name), then the servers."""
+    us = lambda s: f"{s / n * 1e6:.2f}"  # noqa: E731
+    threads: dict[str, float] = {}
+    for o in outs:
+        for name, seconds in o["cpu"].items():
+            threads[name] = threads.get(name, 0) + seconds
+    drain = threads.pop("all")
+    named = ", ".join(f"{name} {us(s)}" for name, s in sorted(threads.items(), key=lambda kv: -kv[1]) if s / n * 1e6 >= 0.01)
+    return f"drain {us(drain)} µs ({named}); " + ", ".join(f"{k} {us(v)} µs" for k, v in servers.items())
+
+
 def drain_processes(env, topic, prefix, partition_sets, opts):
     kafka = {"client": {"bootstrap.servers": env["SPOTIFY_KAFKA_BOOTSTRAP"]}, "topic": topic, "timeout_s": 60}
     lake = lake_of(env, prefix)
+    servers = {name: server_cpu_s(pattern) for name, pattern in SERVERS.items()}
     t = time.perf_counter()
     procs = [
         subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(kafka), json.dumps(lake), json.dumps({**opts, "partitions": ps})],
@@ -89,6 +137,8 @@ def drain_processes(env, topic, prefix, partition_sets, opts):
     outs = [json.loads(p.communicate()[0]) for p in procs]
     wall = time.perf_counter() - t
     drain_processes.commits_per_s = sum(o["commits"] for o in outs) / wall
+    servers = {name: server_cpu_s(pattern) - servers[name] for name, pattern in SERVERS.items()}
+    drain_processes.cpu = cpu_per_record(outs, servers, sum(o["rows"] for o in outs))
     return sum(o["rows"] for o in outs), wall, max(o["rss_kb"] for o in outs), samples
 
 
@@ -314,7 +364,7 @@ def main() -> None:
                 samples = over
                 commit_rates.append(drain_processes.commits_per_s)
                 line += (f", peak RSS {peak / 1024:.0f} MB, RSS at 25/50/75/100% of the run: {over_time(over)} MB, "
-                         f"{drain_processes.commits_per_s:.1f} Delta commits/s")
+                         f"{drain_processes.commits_per_s:.1f} Delta commits/s; CPU per record: {drain_processes.cpu}")
             print(line, flush=True)
         if not args.skip_peer:
             peer_rates.append(peer_rate(env, topic, n))
