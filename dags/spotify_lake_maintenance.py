@@ -28,9 +28,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param
 
+from spotify_pipeline.hooks.lake import LAKE_URL_TEMPLATE
 from spotify_pipeline.operators import LakeCompactOperator, LakeVacuumOperator
-
-LAKE_URL = "{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}"
 
 with DAG(
     dag_id="spotify_lake_maintenance",
@@ -53,12 +52,12 @@ with DAG(
 ) as dag:
     compact = LakeCompactOperator(
         task_id="compact",
-        lake_url=LAKE_URL,
+        lake_url=LAKE_URL_TEMPLATE,
         target_file_bytes="{{ params.target_file_bytes }}",
     )
     vacuum = LakeVacuumOperator(
         task_id="vacuum",
-        lake_url=LAKE_URL,
+        lake_url=LAKE_URL_TEMPLATE,
         retention_hours="{{ params.retention_hours }}",
     )
 

@@ -24,11 +24,10 @@ from spotify_pipeline import _core
 from spotify_pipeline.assets import BRONZE_LAKE, KAFKA_EVENTS, STAGED_BRONZE
 from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
+from spotify_pipeline.hooks.lake import LAKE_URL_TEMPLATE
 from spotify_pipeline.operators import KafkaDrainOperator, SpotifyProducerOperator, StageToWarehouseOperator
 from spotify_pipeline.operators.drain import partition_sets
 from spotify_pipeline.sensors import BronzeBatchSensor, KafkaLagSensor
-
-LAKE_URL = "{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}"
 
 WAREHOUSE_CONN_ID = "{{ 'snowflake_default' if params.warehouse == 'snowflake' else 'duckdb_default' }}"
 
@@ -85,13 +84,13 @@ with DAG(
             "duplicate_rate": "{{ params.duplicate_rate }}",
             "malformed_rate": "{{ params.malformed_rate }}",
         },
-        lake_url=LAKE_URL,
+        lake_url=LAKE_URL_TEMPLATE,
         outlets=[KAFKA_EVENTS],
     )
     wait_for_records = KafkaLagSensor(
         task_id="wait_for_records",
         topic="{{ params.topic }}",
-        lake_url=LAKE_URL,
+        lake_url=LAKE_URL_TEMPLATE,
         min_lag=1,
         # Another run on this topic may drain this run's records first: seeing them in the lake also ends the wait.
         produced=produce.output,
@@ -109,12 +108,12 @@ with DAG(
     drain = KafkaDrainOperator.partial(
         task_id="drain",
         topic="{{ params.topic }}",
-        lake_url=LAKE_URL,
+        lake_url=LAKE_URL_TEMPLATE,
         outlets=[BRONZE_LAKE],
     ).expand(partitions=drain_sets)
     wait_for_batches = BronzeBatchSensor(
         task_id="wait_for_batches",
-        lake_url=LAKE_URL,
+        lake_url=LAKE_URL_TEMPLATE,
         warehouse_conn_id=WAREHOUSE_CONN_ID,
         min_batches=1,
         # Another run's stage may load this run's batches first: seeing them loaded also ends the wait.
@@ -125,7 +124,7 @@ with DAG(
     )
     stage = StageToWarehouseOperator(
         task_id="stage",
-        lake_url=LAKE_URL,
+        lake_url=LAKE_URL_TEMPLATE,
         warehouse_conn_id=WAREHOUSE_CONN_ID,
         pool=DUCKDB_POOL,
         outlets=[STAGED_BRONZE],

@@ -18,6 +18,7 @@ from airflow.sdk import DAG, Param, task
 
 from spotify_pipeline.assets import STAGED_BRONZE, dbt_gold_assets
 from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
+from spotify_pipeline.hooks.lake import LAKE_URL_TEMPLATE
 from spotify_pipeline.operators import DashboardExportOperator, DbtBuildOperator
 
 DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
@@ -61,7 +62,7 @@ with DAG(
     # reads the DuckDB gold tables, so it shares the pool with the file's writers.
     export_dashboard = DashboardExportOperator(
         task_id="export_dashboard",
-        lake_url="{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}",
+        lake_url=LAKE_URL_TEMPLATE,
         pool=DUCKDB_POOL,
     )
     dbt_build >> export_dashboard

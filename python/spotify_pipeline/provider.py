@@ -41,7 +41,11 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Spotify Pipeline",
-                "python-modules": ["spotify_pipeline.triggers.kafka_lag", "spotify_pipeline.triggers.bronze_batch"],
+                "python-modules": [
+                    "spotify_pipeline.triggers.kafka_lag",
+                    "spotify_pipeline.triggers.bronze_batch",
+                    "spotify_pipeline.triggers.records_waiting",
+                ],
             }
         ],
         "hooks": [

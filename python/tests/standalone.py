@@ -202,6 +202,8 @@ def start(stack, home: Path, extra_env: dict[str, str] | None = None, timeout_s:
     env = project_env({
         "SPOTIFY_DATA_DIR": str(data_dir),
         "SPOTIFY_LAKE_URL": f"s3://{stack.bucket}/{lake_prefix}",
+        # spotify_ingest watches its own topic: the shared spotify_events holds other runs' records.
+        "SPOTIFY_INGEST_TOPIC": f"ingest_{lake_prefix.rsplit('/', 1)[-1]}",
         "SPOTIFY_KAFKA_BOOTSTRAP": stack.bootstrap,
         "SPOTIFY_S3_ENDPOINT": stack.s3_endpoint,
         "SPOTIFY_S3_ACCESS_KEY": stack.access_key,

@@ -12,6 +12,20 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+# The Airflow Variable that names the lake for the pipeline's DAGs, and the lake when it is unset.
+LAKE_URL_VARIABLE = "spotify_lake_url"
+DEFAULT_LAKE_URL = "s3://spotify-lake"
+# The same, for an operator's templated ``lake_url``.
+LAKE_URL_TEMPLATE = f"{{{{ var.value.get('{LAKE_URL_VARIABLE}', '{DEFAULT_LAKE_URL}') }}}}"
+
+
+def configured_lake_url() -> str:
+    """The lake the Variable names (or the default), read where it runs: a trigger in the
+    triggerer, which has no template context."""
+    from airflow.sdk import Variable
+
+    return str(Variable.get(LAKE_URL_VARIABLE, default=DEFAULT_LAKE_URL))
+
 
 class LakeHook(BaseHook):
     conn_name_attr = "lake_conn_id"

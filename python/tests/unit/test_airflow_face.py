@@ -13,7 +13,7 @@ import pytest
 from spotify_pipeline import _core
 from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook, identifier
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
-from spotify_pipeline.hooks.lake import LakeHook
+from spotify_pipeline.hooks.lake import LAKE_URL_TEMPLATE, LakeHook
 from spotify_pipeline.simulation import sim_config
 from spotify_pipeline.progress import format_progress
 from spotify_pipeline.provider import get_provider_info
@@ -65,6 +65,27 @@ def test_ingest_dag_feeds_the_transform_dag_through_an_asset():
             params.validate()
 
 
+def test_continuous_ingest_dag_runs_on_records_waiting_and_feeds_the_transform():
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import AssetOrTimeSchedule
+
+    from spotify_pipeline.assets import STAGED_BRONZE
+    from spotify_pipeline.triggers.records_waiting import RecordsWaitingTrigger
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not [f for f in bag.import_errors if f.endswith("spotify_ingest.py")], bag.import_errors
+    dag = bag.dags["spotify_ingest"]
+    assert [t.task_id for t in dag.topological_sort()] == ["plan_drain", "drain", "stage"]
+    assert dag.get_task("stage").outlets == [STAGED_BRONZE] and dag.get_task("stage").pool == "spotify_duckdb"
+    assert dag.get_task("drain").partial_kwargs["max_seconds"] > 0
+    # Watched: the asset's watcher fires on records waiting; a cron covers a missing triggerer.
+    assert isinstance(dag.timetable, AssetOrTimeSchedule) and dag.timetable.timetable.expression == "*/10 * * * *"
+    (asset,) = dag.timetable.asset_condition.objects
+    (watcher,) = asset.watchers
+    assert isinstance(watcher.trigger, RecordsWaitingTrigger) and watcher.trigger.lake_url is None
+    assert dag.max_active_runs >= 2  # overlapping runs are safe, and a slow one does not hold back the next
+
+
 def test_maintenance_dag_compacts_then_vacuums_every_hour_with_the_guard_on():
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk.definitions.param import ParamsDict
@@ -78,7 +99,7 @@ def test_maintenance_dag_compacts_then_vacuums_every_hour_with_the_guard_on():
     assert [t.task_id for t in dag.topological_sort()] == ["compact", "vacuum"]
     compact, vacuum = dag.get_task("compact"), dag.get_task("vacuum")
     assert isinstance(compact, LakeCompactOperator) and isinstance(vacuum, LakeVacuumOperator)
-    assert compact.lake_url == vacuum.lake_url == "{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}"
+    assert compact.lake_url == vacuum.lake_url == "{{ var.value.get('spotify_lake_url', 's3://spotify-lake') }}" == LAKE_URL_TEMPLATE
     assert {"target_file_bytes", "closed_after_s"} <= set(compact.template_fields)
     assert {"retention_hours", "dry_run"} <= set(vacuum.template_fields)
     assert set(dag.params) == {"target_file_bytes", "retention_hours"}
