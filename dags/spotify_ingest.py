@@ -23,13 +23,11 @@ import os
 import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, task
 
-from spotify_pipeline import _core
 from spotify_pipeline.assets import BRONZE_LAKE, STAGED_BRONZE
 from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
-from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
 from spotify_pipeline.hooks.lake import LAKE_URL_TEMPLATE
 from spotify_pipeline.operators import KafkaDrainOperator, StageToWarehouseOperator
-from spotify_pipeline.operators.drain import partition_sets
+from spotify_pipeline.operators.drain import topic_partition_sets
 from spotify_pipeline.triggers.records_waiting import RecordsWaitingTrigger
 
 # The topic it watches: the environment's SPOTIFY_INGEST_TOPIC, read when the DAG file is parsed
@@ -71,7 +69,7 @@ with DAG(
     @task
     def plan_drain() -> list[list[int]]:
         """Splits the topic's partitions into sets, one per mapped drain task."""
-        return partition_sets(_core.topic_partitions(SpotifyKafkaHook().kafka_config(TOPIC)), DRAIN_TASKS)
+        return topic_partition_sets(TOPIC, DRAIN_TASKS)
 
     drain = KafkaDrainOperator.partial(
         task_id="drain",

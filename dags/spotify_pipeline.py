@@ -20,13 +20,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from spotify_pipeline import _core
 from spotify_pipeline.assets import BRONZE_LAKE, KAFKA_EVENTS, STAGED_BRONZE
 from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
-from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
 from spotify_pipeline.hooks.lake import LAKE_URL_TEMPLATE
 from spotify_pipeline.operators import KafkaDrainOperator, SpotifyProducerOperator, StageToWarehouseOperator
-from spotify_pipeline.operators.drain import partition_sets
+from spotify_pipeline.operators.drain import topic_partition_sets
 from spotify_pipeline.sensors import BronzeBatchSensor, KafkaLagSensor
 
 WAREHOUSE_CONN_ID = "{{ 'snowflake_default' if params.warehouse == 'snowflake' else 'duckdb_default' }}"
@@ -102,7 +100,7 @@ with DAG(
     @task
     def plan_drain(topic: str, tasks: int) -> list[list[int]]:
         """Splits the topic's partitions into sets, one per mapped drain task."""
-        return partition_sets(_core.topic_partitions(SpotifyKafkaHook().kafka_config(topic)), int(tasks))
+        return topic_partition_sets(topic, tasks)
 
     drain_sets = plan_drain("{{ params.topic }}", "{{ params.drain_tasks }}")
     drain = KafkaDrainOperator.partial(

@@ -23,6 +23,11 @@ def partition_sets(partitions: list[int], n: int) -> list[list[int]]:
     return [s for s in sets if s]
 
 
+def topic_partition_sets(topic: str, n: int, kafka_conn_id: str = SpotifyKafkaHook.default_conn_name) -> list[list[int]]:
+    """The partitions of ``topic`` (asked of the broker) in at most ``n`` sets (:func:`partition_sets`)."""
+    return partition_sets(_core.topic_partitions(SpotifyKafkaHook(kafka_conn_id).kafka_config(topic)), int(n))
+
+
 def merge_drain_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """One summary for the XComs of a drain mapped over partition sets."""
     if len(summaries) == 1:

@@ -7,7 +7,7 @@ from typing import Any
 
 from spotify_pipeline.hooks.lake import LakeHook
 from spotify_pipeline.sensors.base import CheckThenDeferSensor
-from spotify_pipeline.triggers.bronze_batch import BronzeBatchTrigger, batches_ready, drained_version, unloaded_batches
+from spotify_pipeline.triggers.bronze_batch import BronzeBatchTrigger, batches_ready, drain_loaded, drained_version, unloaded_batches
 
 
 class BronzeBatchSensor(CheckThenDeferSensor):
@@ -57,7 +57,7 @@ class BronzeBatchSensor(CheckThenDeferSensor):
             return False, None
         self.log.info("%d committed files (%s rows, versions %s) not loaded yet", pending["batches"], f"{pending['rows']:,}", pending["versions"])
         through = drained_version(self.drained)
-        if through is not None and pending["loaded"]["events"] >= through:
+        if drain_loaded(pending, through):
             self.log.info("the warehouse has loaded the events table through version %d, this run's drain's last", through)
         return batches_ready(pending, int(self.min_batches), through), pending
 
@@ -65,6 +65,5 @@ class BronzeBatchSensor(CheckThenDeferSensor):
         return BronzeBatchTrigger(
             lake_url=self.lake_url, lake_conn_id=self.lake_conn_id, warehouse_conn_id=self.warehouse_conn_id, dataset=self.dataset,
             schema=self.schema, min_batches=int(self.min_batches), drained_through=drained_version(self.drained),
-            poke_interval=float(self.poke_interval), deadline=deadline,
-            retries=self.transient_retries,
+            poke_interval=float(self.poke_interval), deadline=deadline, retries=self.transient_retries,
         )

@@ -39,15 +39,18 @@ def drained_version(drained: Any) -> int | None:
     return max((b["version"] for s in summaries for b in s["batches"]), default=-1)
 
 
+def drain_loaded(pending: dict[str, Any], drained_through: int | None) -> bool:
+    """Whether the warehouse loaded the events table through ``drained_through``. A drain's
+    quarantine commit precedes its events commit, so a stage that loaded that events version
+    loaded the quarantine with it."""
+    return drained_through is not None and pending["loaded"]["events"] >= drained_through
+
+
 def batches_ready(pending: dict[str, Any] | None, min_batches: int, drained_through: int | None = None) -> bool:
-    """True when at least ``min_batches`` files wait, or the warehouse already loaded the events
-    table through ``drained_through``. A drain's quarantine commit precedes its events commit, so
-    a stage that loaded that events version loaded the quarantine with it."""
+    """True when at least ``min_batches`` files wait, or :func:`drain_loaded`."""
     if pending is None:
         return False
-    if drained_through is not None and pending["loaded"]["events"] >= drained_through:
-        return True
-    return pending["batches"] >= min_batches
+    return drain_loaded(pending, drained_through) or pending["batches"] >= min_batches
 
 
 class BronzeBatchTrigger(PollingTrigger):

@@ -14,7 +14,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from spotify_pipeline.hooks.lake import configured_lake_url
+from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
+from spotify_pipeline.hooks.lake import LakeHook, configured_lake_url
 from spotify_pipeline.triggers.base import floored_interval
 from spotify_pipeline.triggers.kafka_lag import lag_reached, measure_lag
 
@@ -44,9 +45,9 @@ class RecordsWaitingTrigger(BaseEventTrigger):
         self,
         *,
         topic: str = "spotify_events",
-        kafka_conn_id: str = "kafka_default",
+        kafka_conn_id: str = SpotifyKafkaHook.default_conn_name,
         lake_url: str | None = None,
-        lake_conn_id: str | None = "aws_default",
+        lake_conn_id: str | None = LakeHook.default_conn_name,
         dataset: str = "spotify_events",
         min_lag: int = 10_000,
         max_age_s: float | None = 30.0,
