@@ -34,6 +34,9 @@ with DAG(
     params={
         "warehouse": Param("", type="string", enum=["", "duckdb", "snowflake"], title="Warehouse",
                            description="Empty: the warehouse the triggering stage loaded (duckdb when run by hand)."),
+        "full_refresh": Param(False, type="boolean", title="Full refresh",
+                              description="Rebuild the incremental models from all of bronze (dbt --full-refresh). "
+                                          "Off: incremental, what the asset-triggered runs do."),
     },
     doc_md=__doc__,
 ) as dag:
@@ -54,6 +57,7 @@ with DAG(
         task_id="dbt_build",
         project_dir="{{ var.value.get('spotify_dbt_project_dir', '" + DBT_PROJECT_DIR + "') }}",
         target=choose_target(),
+        full_refresh="{{ params.full_refresh }}",
         pool=DUCKDB_POOL,
         # One Asset per model in dbt/models/marts (read from the files, no dbt parse).
         outlets=dbt_gold_assets(DBT_PROJECT_DIR),

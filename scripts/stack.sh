@@ -3,9 +3,12 @@
 # and MinIO (built with `go install` at a pinned version), both on 127.0.0.1.
 #
 #   scripts/stack.sh up       install on first use, start, wait until healthy, make the bucket
+#   scripts/stack.sh up --stream   the same, and the simulator as an always-on source
+#                             (`spotify-pipeline stream`, restart-safe; see "Stream" below)
 #   scripts/stack.sh down     stop what `up` started (and nothing else)
 #   scripts/stack.sh status   what runs, where its logs are
 #   scripts/stack.sh env      the connection settings, as shell exports
+#   scripts/stack.sh start-stream | stop-stream   the stream alone
 #
 # Downloads and builds are cached outside the repo, keyed by version, so a second `up` takes
 # seconds: $SPOTIFY_STACK_CACHE (default ~/.cache/spotify-pipeline). Data, logs and pid files
@@ -28,6 +31,12 @@ MINIO_CONSOLE_PORT=${SPOTIFY_MINIO_CONSOLE_PORT:-9001}
 MINIO_USER=${SPOTIFY_MINIO_USER:-minioadmin}
 MINIO_PASSWORD=${SPOTIFY_MINIO_PASSWORD:-minioadmin}
 BUCKET=${SPOTIFY_LAKE_BUCKET:-spotify-lake}
+
+# Stream: to this topic, at this mean rate (events/s), with these fault rates; its segment log
+# (what it sent, to resume and to regenerate) in $STATE/stream.
+STREAM_TOPIC=${SPOTIFY_STREAM_TOPIC:-spotify_events}
+STREAM_RATE=${SPOTIFY_STREAM_RATE:-200}
+STREAM_FAULTS=${SPOTIFY_STREAM_FAULTS:---late-rate 0.01 --duplicate-rate 0.005 --malformed-rate 0.002}
 
 KAFKA_LIBS=$CACHE/kafka/$KAFKA_VERSION/libs
 MINIO_BIN=$CACHE/minio/$MINIO_VERSION/minio
@@ -196,6 +205,24 @@ stop_one() {
   rm -f "$STATE/$name.pid"
 }
 
+# The installed CLI, or the repository's virtualenv's.
+stream_cmd() {
+  if command -v spotify-pipeline >/dev/null; then echo spotify-pipeline; return; fi
+  local repo_cli; repo_cli=$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/spotify-pipeline
+  [[ -x $repo_cli ]] || die "spotify-pipeline is not installed (pip install the wheel, or run scripts/test.sh once)"
+  echo "$repo_cli"
+}
+
+start_stream() {
+  if pid=$(running_pid stream); then log "stream already running (pid $pid)"; return; fi
+  local cli; cli=$(stream_cmd)
+  # shellcheck disable=SC2086 # STREAM_FAULTS is a list of options
+  nohup "$cli" stream --bootstrap "127.0.0.1:$KAFKA_PORT" --topic "$STREAM_TOPIC" --rate "$STREAM_RATE" \
+    $STREAM_FAULTS --state-dir "$STATE/stream" >>"$STATE/stream.log" 2>&1 </dev/null &
+  echo $! >"$STATE/stream.pid"
+  log "stream starting (pid $!): $STREAM_RATE events/s to $STREAM_TOPIC, log $STATE/stream.log, segments $STATE/stream"
+}
+
 print_env() {
   cat <<ENV
 export SPOTIFY_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
@@ -207,6 +234,7 @@ export SPOTIFY_KAFKA_LIBS='$KAFKA_LIBS'
 export SPOTIFY_KAFKA_SASL_BOOTSTRAP=127.0.0.1:$KAFKA_SASL_PORT
 export SPOTIFY_KAFKA_SASL_USER=$KAFKA_SASL_USER
 export SPOTIFY_KAFKA_SASL_PASSWORD=$(kafka_sasl_password)
+export SPOTIFY_STREAM_STATE='$STATE/stream'
 ENV
 }
 
@@ -222,8 +250,10 @@ case $cmd in
     wait_healthy
     make_bucket
     log "logs: $STATE/kafka.log $STATE/minio.log"
+    [[ ${2:-} == --stream ]] && start_stream
     ;;
   down)
+    stop_one stream
     stop_one kafka
     stop_one minio
     ;;
@@ -232,11 +262,14 @@ case $cmd in
   stop-kafka) stop_one kafka ;;
   start-kafka) start_kafka; wait_healthy ;;
   restart-minio) stop_one minio; start_minio; wait_healthy ;;
+  start-stream) wait_healthy; start_stream ;;
+  # SIGTERM: the stream waits for what is in flight and logs a clean stop.
+  stop-stream) stop_one stream ;;
   status)
-    for n in kafka minio; do
+    for n in kafka minio stream; do
       if pid=$(running_pid $n); then echo "$n: running (pid $pid), log $STATE/$n.log"; else echo "$n: stopped"; fi
     done
     ;;
   env) print_env ;;
-  *) die "usage: $0 up|down|status|env|restart-kafka|restart-minio|stop-kafka|start-kafka" ;;
+  *) die "usage: $0 up [--stream]|down|status|env|start-stream|stop-stream|restart-kafka|restart-minio|stop-kafka|start-kafka" ;;
 esac

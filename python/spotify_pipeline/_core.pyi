@@ -130,6 +130,62 @@ def produce(
 ) -> ProduceSummary: ...
 def topic_partitions(kafka: KafkaConfig) -> list[int]: ...
 
+class TruthSummary(TypedDict):
+    records: int
+    valid: int
+    duplicates: int
+    malformed: int
+
+def write_truth(sim: SimConfig, first: int, end: int, not_sent: list[int], path: str) -> TruthSummary:
+    """Records ``first..end`` of the simulation less ``not_sent``, as CSV lines
+    ``index,kind,event_id,event_ts``."""
+
+# ---- stream ----------------------------------------------------------------------------------
+
+class StreamOptions(TypedDict, total=False):
+    speedup: float
+    anchor: list[int] | None
+    resume_at: int
+    send_from_ms: int | None
+    checkpoint_s: float
+    duration_s: float | None
+    message_timeout_s: int
+    create_topic: bool
+    partitions: int
+    replication: int
+    compression: str
+
+class PartitionOffset(TypedDict):
+    partition: int
+    offset: int
+
+class Checkpoint(TypedDict):
+    next: int
+    first_sent: int
+    sent: int
+    bytes: int
+    offsets: list[PartitionOffset]
+    sim_now_ms: int
+    last: bool
+
+class Recovered(TypedDict):
+    next: int
+    found: int
+    not_sent: list[int]
+    sim_now_ms: int | None
+
+def stream(
+    kafka: KafkaConfig,
+    sim: SimConfig,
+    options: StreamOptions,
+    checkpoint: Callable[[Checkpoint], None],
+    progress: ProgressCallback | None = None,
+) -> Checkpoint:
+    """Streams the simulation until ``duration_s`` or a stop request (an exception from
+    ``progress``), calling ``checkpoint`` whenever all sent so far is acknowledged."""
+def recover_stream(kafka: KafkaConfig, sim: SimConfig, from_: int, offsets: list[PartitionOffset], /) -> Recovered:
+    """What reached the topic past a checkpoint, matched to the simulation's records."""
+
 # ---- drain and lag ---------------------------------------------------------------------------
 
 class DrainOptions(TypedDict, total=False):

@@ -3,16 +3,22 @@
     spotify-pipeline simulate --count 5 --seed 42                 # print records, one per line
     spotify-pipeline produce --bootstrap 127.0.0.1:9092 --events 1000000
     spotify-pipeline produce --duration-s 60 --speedup 3600       # an hour of listening a second
+    spotify-pipeline stream --rate 2000 --state-dir DIR           # always on; SIGTERM stops it
+    spotify-pipeline stream-truth --state-dir DIR --out DIR       # what it sent, regenerated
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
+from datetime import datetime, timezone
 
 from spotify_pipeline import SpotifyPipelineError, _core
+from spotify_pipeline import stream as stream_mod
 from spotify_pipeline.progress import format_progress
 from spotify_pipeline.simulation import sim_config
 
@@ -28,12 +34,13 @@ def _sim_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--catalog-seed", type=int, help=f"default {d['catalog_seed']}")
     g.add_argument("--zipf-s", type=float, help=f"popularity exponent, default {d['zipf_s']}")
     g.add_argument("--late-rate", type=float, default=0.0)
+    g.add_argument("--max-late-ms", type=int, help=f"latest a late record arrives, default {d['faults']['max_late_ms']}")
     g.add_argument("--duplicate-rate", type=float, default=0.0)
     g.add_argument("--malformed-rate", type=float, default=0.0)
 
 
 def _sim(args: argparse.Namespace, events: int | None) -> dict:
-    faults = {"late_rate": args.late_rate, "duplicate_rate": args.duplicate_rate, "malformed_rate": args.malformed_rate}
+    faults = {"late_rate": args.late_rate, "max_late_ms": args.max_late_ms, "duplicate_rate": args.duplicate_rate, "malformed_rate": args.malformed_rate}
     return sim_config(
         seed=args.seed, start=args.start, events=events, users=args.users, songs=args.songs,
         catalog_seed=args.catalog_seed, zipf_s=args.zipf_s, faults=faults,
@@ -43,6 +50,46 @@ def _sim(args: argparse.Namespace, events: int | None) -> dict:
 def _progress_bar(p: dict) -> None:
     sys.stderr.write("\r" + format_progress(p).ljust(100))
     sys.stderr.flush()
+
+
+def _default_state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(base, "spotify-pipeline", "stream")
+
+
+def _stream(args: argparse.Namespace) -> int:
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    sim = _sim(args, None)
+    if args.rate:
+        sim["sessions_per_user_per_day"] = stream_mod.rate_to_sessions(sim, args.rate, args.speedup)
+    start_ms = sim.pop("start_ms") if args.start else None
+    kafka = {"client": {"bootstrap.servers": args.bootstrap}, "topic": args.topic, "timeout_s": 30}
+    options = {"duration_s": args.duration_s, "checkpoint_s": args.checkpoint_s,
+               "partitions": args.partitions, "replication": 1, "compression": args.compression}
+    last_line = [0.0]
+
+    def progress(p: dict) -> None:
+        # A service's log: one line every 10 s.
+        if time.monotonic() - last_line[0] >= 10:
+            last_line[0] = time.monotonic()
+            sys.stderr.write(f"{format_progress(p)}\n")
+            sys.stderr.flush()
+
+    sys.stderr.write(f"stream: to {args.topic} on {args.bootstrap}, log in {args.state_dir}\n")
+    try:
+        c = stream_mod.run(kafka, sim, args.state_dir, speedup=args.speedup, start_ms=start_ms,
+                           options=options, progress=progress)
+    except KeyboardInterrupt as e:
+        last = stream_mod.SegmentLog(args.state_dir).segments()[-1]
+        state = "cleanly" if last.settled else "before its in-flight records were acknowledged (the next start recovers them)"
+        sys.stderr.write(f"stream: stopped ({e or 'interrupt'}) {state}; segment {last.segment}, next record {last.next}\n")
+        return 0
+    clock = datetime.fromtimestamp(c["sim_now_ms"] / 1000, timezone.utc).isoformat(timespec="seconds")
+    sys.stderr.write(f"stream: done, {c['sent']:,} records sent, next record {c['next']}, simulated clock {clock}\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +110,30 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--compression", default="lz4", choices=["none", "gzip", "snappy", "lz4", "zstd"])
     pr.add_argument("--timeout-s", type=int, default=30)
     _sim_args(pr)
+    st = sub.add_parser("stream", help="simulate with no end and produce in real time (or faster); restart-safe")
+    st.add_argument("--bootstrap", default="127.0.0.1:9092")
+    st.add_argument("--topic", default="spotify_events")
+    st.add_argument("--state-dir", default=_default_state_dir(), help="its segment log (default %(default)s)")
+    st.add_argument("--rate", type=float, help="events per second, averaged over a day (sets sessions per user per day)")
+    st.add_argument("--speedup", type=float, default=1.0, help="simulated seconds per second (default 1: real time)")
+    st.add_argument("--duration-s", type=float, help="stop after this long (default: never)")
+    st.add_argument("--checkpoint-s", type=float, default=5.0, help="how often it logs what is acknowledged")
+    st.add_argument("--partitions", type=int, default=3)
+    st.add_argument("--compression", default="lz4", choices=["none", "gzip", "snappy", "lz4", "zstd"])
+    _sim_args(st)
+    tr = sub.add_parser("stream-truth", help="regenerate what a stream sent, from its segment log")
+    tr.add_argument("--state-dir", default=_default_state_dir())
+    tr.add_argument("--out", required=True, help="directory for truth-<segment>.csv")
+    tr.add_argument("--running", action="store_true", help="the stream is still running: truth up to its last checkpoint")
     args = ap.parse_args(argv)
 
     try:
+        if args.command == "stream":
+            return _stream(args)
+        if args.command == "stream-truth":
+            for summary in stream_mod.truth(args.state_dir, args.out, running=args.running):
+                print(json.dumps(summary))
+            return 0
         if args.command == "simulate":
             out = sys.stdout.buffer
             for _, record in _core.simulate(_sim(args, args.count), args.count):

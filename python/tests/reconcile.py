@@ -90,3 +90,34 @@ def bronze_commits(stack: Stack, prefix: str, dataset: str = "spotify_events",
 
 def duplicates(values: list[Any]) -> dict[Any, int]:
     return {v: n for v, n in Counter(values).items() if n > 1}
+
+
+def topic_records(bootstrap: str, topic: str, timeout_s: float = 60) -> list[tuple[int, int, bytes | None, bytes]]:
+    """Every record in the topic as (partition, offset, key, value), read with confluent-kafka
+    (librdkafka through its own Python binding, not our core) from the start to the high
+    watermarks taken first."""
+    import time
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reconcile-{topic}", "enable.auto.commit": False})
+    try:
+        parts = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        c.assign([TopicPartition(topic, p, 0) for p in parts if ends[p] > 0])
+        out: list[tuple[int, int, bytes | None, bytes]] = []
+        left = {p for p in parts if ends[p] > 0}
+        deadline = time.monotonic() + timeout_s
+        while left:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic}: partitions {sorted(left)} short of their high watermarks")
+            for m in c.consume(10_000, timeout=1):
+                if m.error():
+                    raise RuntimeError(m.error())
+                if m.offset() < ends[m.partition()]:
+                    out.append((m.partition(), m.offset(), m.key(), m.value()))
+                if m.offset() + 1 >= ends[m.partition()]:
+                    left.discard(m.partition())
+        return out
+    finally:
+        c.close()

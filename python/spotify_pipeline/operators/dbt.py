@@ -38,6 +38,8 @@ from spotify_pipeline.hooks.duckdb import DUCKDB_POOL, DuckDBWarehouseHook
 from spotify_pipeline.hooks.snowflake import dbt_profile_env
 
 FAILED_STATUSES = ("error", "fail", "runtime error")
+# "source freshness" checks the sources' freshness blocks (a warn passes, an error fails).
+COMMANDS = ("build", "run", "test", "seed", "snapshot", "source freshness")
 
 
 class DbtBuildFailed(RuntimeError):
@@ -106,7 +108,8 @@ class DbtBuildOperator(BaseOperator):
     :param exclude: ``--exclude`` (templated).
     :param vars: ``--vars`` (templated; a dict or a YAML/JSON string).
     :param full_refresh: ``--full-refresh`` (templated; bool or "true"/"false").
-    :param command: ``build`` (default), ``run``, ``test``, ``seed`` or ``snapshot``.
+    :param command: ``build`` (default), ``run``, ``test``, ``seed``, ``snapshot`` or ``source
+        freshness`` (the sources' ``freshness`` blocks: a warning passes, an error fails).
     :param duckdb_conn_id: for the DuckDB target, the connection whose path reaches the profile as
         ``SPOTIFY_DUCKDB_PATH``.
     :param emit_gold_assets: declare one outlet Asset per gold model (unless ``outlets`` is given).
@@ -150,8 +153,8 @@ class DbtBuildOperator(BaseOperator):
         target_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if command not in ("build", "run", "test", "seed", "snapshot"):
-            raise ValueError(f"command must be build, run, test, seed or snapshot, not {command!r}")
+        if command not in COMMANDS:
+            raise ValueError(f"command must be one of {', '.join(COMMANDS)}, not {command!r}")
         # A target known only at run time (template, XComArg) may be DuckDB: serialize it too.
         if "pool" not in kwargs and (not isinstance(target, str) or target == "duckdb" or _is_template(target)):
             kwargs["pool"] = DUCKDB_POOL
@@ -176,7 +179,7 @@ class DbtBuildOperator(BaseOperator):
 
     def dbt_args(self, target_path: str, log_path: str) -> list[str]:
         args = [
-            self.command,
+            *self.command.split(),
             "--project-dir", str(self.project_dir),
             "--profiles-dir", str(self.profiles_dir or self.project_dir),
             "--target", str(self.target),

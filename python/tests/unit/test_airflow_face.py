@@ -221,6 +221,9 @@ def test_docker_compose_has_the_whole_stack_on_loopback_with_secrets_from_env(tm
     services = set(compose["services"])
     assert {"kafka", "minio", "postgres", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"} <= services
     assert compose["services"]["kafka"]["image"].startswith("apache/kafka:")
+    # The always-on source runs from the same image, its segment log in a volume.
+    assert compose["services"]["stream"]["entrypoint"] == ["spotify-pipeline", "stream"]
+    assert any(v.endswith(":/opt/stream") for v in compose["services"]["stream"]["volumes"])
     assert "pip install --no-cache-dir /tmp/*.whl" in (ROOT / "docker" / "Dockerfile").read_text()
     # scripts/setup.sh installs docker-compose (Debian's) to validate the file: missing is a failure.
     validator = shutil.which("docker-compose")

@@ -242,3 +242,41 @@ def test_cosmos_renders_the_same_project(monkeypatch, tmp_path):
     assert "stg_spotify__events.run" in dag.get_task("fct_user_activity.run").upstream_list[0].task_id or any(
         t.task_id.startswith("stg_spotify__events") for t in dag.get_task("fct_user_activity.run").get_flat_relatives(upstream=True)
     )
+
+
+def test_source_freshness_of_the_real_project_warns_and_errors_at_its_set_ages(tmp_path, monkeypatch):
+    """The project's sources say how old bronze may be: the newest load (the pipeline) and the
+    newest event (the source). 5 minutes passes, 20 warns (the task succeeds), 2 hours fails it."""
+    from datetime import datetime, timedelta, timezone
+
+    from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook
+
+    db = tmp_path / "wh.duckdb"
+    monkeypatch.setenv("AIRFLOW_CONN_DUCKDB_FRESH", json.dumps({"conn_type": "duckdb", "extra": {"path": str(db)}}))
+    hook = DuckDBWarehouseHook("duckdb_fresh")
+    with duckdb.connect(str(db)) as con:
+        hook.ensure_tables(con)  # the stage's own DDL
+
+    def aged(minutes: int) -> dict:
+        at = datetime.now(timezone.utc) - timedelta(minutes=minutes)
+        with duckdb.connect(str(db)) as con:
+            con.execute("delete from bronze._loads; delete from bronze.spotify_events")
+            con.execute("insert into bronze._loads (batch_id, table_name, lake_version, source_file, rows, loaded_at) "
+                        "values ('b', 'events', 1, 'f', 1, ?)", [at])
+            # One event at that time; every other required column a placeholder of its type.
+            cols = con.execute("select column_name, data_type from information_schema.columns where table_schema = 'bronze' "
+                               "and table_name = 'spotify_events' and is_nullable = 'NO'").fetchall()
+            placeholder = {"VARCHAR": "'x'", "DATE": "current_date", "BLOB": "'x'::blob"}
+            values = ["?" if c == "event_ts" else placeholder.get(t, "0" if "INT" in t else "now()") for c, t in cols]
+            con.execute(f"insert into bronze.spotify_events ({', '.join(c for c, _ in cols)}) values ({', '.join(values)})",
+                        [at.replace(tzinfo=None)])
+        op = DbtBuildOperator(task_id="fresh", project_dir=str(ROOT / "dbt"), duckdb_conn_id="duckdb_fresh",
+                              command="source freshness", select="source:bronze._loads source:bronze.spotify_events",
+                              emit_gold_assets=False, target_path=str(tmp_path / "target"))
+        return op.execute(context={})
+
+    assert aged(5)["counts"] == {"pass": 2}
+    assert aged(20)["counts"] == {"warn": 2}
+    with pytest.raises(DbtBuildFailed) as err:
+        aged(120)
+    assert set(err.value.failed) == {"source.spotify.bronze._loads", "source.spotify.bronze.spotify_events"}

@@ -2,7 +2,7 @@
 //! `rust/python` and only translate types and errors.
 //!
 //! Follow one event through the modules in the order it travels:
-//! [`simulate`] makes it, [`produce`] sends it to Kafka ([`kafka`]: the clients' settings),
+//! [`simulate`] makes it, [`produce`] sends it to Kafka (or [`stream`], with no end) ([`kafka`]: the clients' settings),
 //! [`drain`] writes it to the bronze Delta table ([`lake`]: the tables, their commits and
 //! their maintenance; [`parquet`]: the files), and [`stage`] prepares the committed versions
 //! for the warehouse. [`event`] holds the data contract every step agrees on, [`quarantine`]
@@ -20,6 +20,7 @@ pub mod progress;
 pub mod quarantine;
 pub mod runtime;
 pub mod simulate;
+pub mod stream;
 pub mod time;
 pub mod stage;
 

@@ -52,6 +52,7 @@ impl Default for ProduceOptions {
 
 impl ProduceOptions {
     fn validate(&self) -> Result<()> {
+        check_compression(&self.compression)?;
         if self.count.is_none() && self.duration_s.is_none() {
             return Err(Error::config("set a count, a duration_s, or both"));
         }
@@ -63,11 +64,15 @@ impl ProduceOptions {
                 return Err(Error::config(format!("{name} must be a positive number")));
             }
         }
-        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&self.compression.as_str()) {
-            return Err(Error::config(format!("unknown compression {:?}", self.compression)));
-        }
         Ok(())
     }
+}
+
+pub(crate) fn check_compression(compression: &str) -> Result<()> {
+    if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&compression) {
+        return Err(Error::config(format!("unknown compression {compression:?}")));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -92,7 +97,7 @@ pub struct ProduceSummary {
 }
 
 /// Counts delivery reports per partition. Lock-free: librdkafka calls it for every message.
-struct Deliveries {
+pub(crate) struct Deliveries {
     ok: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -102,7 +107,7 @@ struct Deliveries {
 }
 
 impl Deliveries {
-    fn new(partitions: usize) -> Self {
+    pub(crate) fn new(partitions: usize) -> Self {
         Self {
             ok: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -112,7 +117,11 @@ impl Deliveries {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn acknowledged(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
         if self.failed.load(Ordering::Relaxed) > 0 {
             let e = self.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
             return Err(Error::kafka(format!(
@@ -179,13 +188,13 @@ impl ProducerContext for Deliveries {
 
 /// The producer's librdkafka settings (idempotent, acks=all), and how long an event may wait
 /// for the broker before it counts as not delivered: the connection's `message.timeout.ms` if
-/// it sets one, else the config's timeout.
-fn producer_config(kafka: &KafkaConfig, opts: &ProduceOptions) -> Result<(ClientConfig, u64)> {
+/// it sets one, else `default_timeout_ms`.
+pub(crate) fn producer_config(kafka: &KafkaConfig, compression: &str, default_timeout_ms: u64) -> Result<(ClientConfig, u64)> {
     let mut cc = kafka.client_config()?;
-    cc.set("enable.idempotence", "true").set("acks", "all").set("compression.type", &opts.compression);
+    cc.set("enable.idempotence", "true").set("acks", "all").set("compression.type", compression);
     let message_timeout_ms: u64 = match kafka.client.get("message.timeout.ms") {
         Some(v) => v.parse().map_err(|_| Error::config(format!("message.timeout.ms is not a number: {v:?}")))?,
-        None => kafka.timeout_s * 1000,
+        None => default_timeout_ms,
     };
     cc.set("message.timeout.ms", message_timeout_ms.to_string());
     // In-flight memory is bounded by bytes (64 MiB), not by a message count.
@@ -204,7 +213,7 @@ fn producer_config(kafka: &KafkaConfig, opts: &ProduceOptions) -> Result<(Client
 
 /// Hands one record to librdkafka; while its in-flight queue is full, serves delivery reports
 /// until there is room.
-fn send(producer: &BaseProducer<Deliveries>, mut record: BaseRecord<'_, str, Vec<u8>>) -> Result<()> {
+pub(crate) fn send(producer: &BaseProducer<Deliveries>, mut record: BaseRecord<'_, str, Vec<u8>>) -> Result<()> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -228,7 +237,7 @@ pub fn produce(kafka: &KafkaConfig, sim: &SimConfig, opts: &ProduceOptions, prog
     } else {
         existing_partitions(kafka)?
     };
-    let (cc, message_timeout_ms) = producer_config(kafka, opts)?;
+    let (cc, message_timeout_ms) = producer_config(kafka, &opts.compression, kafka.timeout_s * 1000)?;
     let n_partitions = partitions.iter().copied().max().unwrap_or(0) as usize + 1;
     let producer: BaseProducer<Deliveries> = cc.create_with_context(Deliveries::new(n_partitions))?;
 

@@ -7,6 +7,7 @@ mod drain;
 mod kafka;
 mod lake;
 mod simulate;
+mod stream;
 
 use pyo3::prelude::*;
 
@@ -16,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     convert::register(m)?;
     simulate::register(m)?;
     kafka::register(m)?;
+    stream::register(m)?;
     drain::register(m)?;
     lake::register(m)?;
     Ok(())

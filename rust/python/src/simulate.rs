@@ -64,6 +64,15 @@ fn simulate_to_file(py: Python<'_>, sim: &Bound<'_, PyAny>, count: u64, path: st
     to_py(py, &stats)
 }
 
+/// The ground truth of records `first..end` of a simulation less `not_sent`, as CSV at `path`
+/// (`index,kind,event_id,event_ts`): what a stream's segment log regenerates.
+#[pyfunction]
+fn write_truth(py: Python<'_>, sim: &Bound<'_, PyAny>, first: u64, end: u64, not_sent: Vec<u64>, path: std::path::PathBuf) -> PyResult<Py<PyAny>> {
+    let cfg: core::simulate::SimConfig = from_py(sim, "sim")?;
+    let summary = py.detach(|| core::simulate::write_truth(&cfg, first, end, &not_sent, &path)).map_err(to_pyerr)?;
+    to_py(py, &summary)
+}
+
 /// Every reason a record can be refused for, as the quarantine's `reason` column writes it.
 #[pyfunction]
 fn reject_reasons() -> Vec<&'static str> {
@@ -78,6 +87,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(start_ending_at, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_throughput, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_to_file, m)?)?;
+    m.add_function(wrap_pyfunction!(write_truth, m)?)?;
     m.add_function(wrap_pyfunction!(reject_reasons, m)?)?;
     Ok(())
 }

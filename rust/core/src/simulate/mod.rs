@@ -28,7 +28,7 @@ pub use rng::Rng;
 
 pub use config::SimConfig;
 pub use faults::{Faults, MALFORMED_CLASSES};
-pub use run::{measure, records, start_ending_at, write_jsonl};
+pub use run::{measure, records, start_ending_at, write_jsonl, write_truth, TruthSummary};
 
 use crate::event::{format_rfc3339_ms, push_hex, Event, Reason, SCHEMA_VERSION};
 use crate::Result;
