@@ -25,6 +25,7 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, AssetWatcher, CronTrigg
 
 from spotify_pipeline.assets import BRONZE_LAKE, STAGED_BRONZE
 from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
+from spotify_pipeline.retries import RETRY_DEFAULT_ARGS
 from spotify_pipeline.hooks.lake import LAKE_URL_TEMPLATE
 from spotify_pipeline.operators import KafkaDrainOperator, StageToWarehouseOperator
 from spotify_pipeline.operators.drain import topic_partition_sets
@@ -62,6 +63,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=2,
+    default_args=RETRY_DEFAULT_ARGS,
     tags=["spotify", "medallion", "ingest", "continuous"],
     doc_md=__doc__,
 ) as dag:

@@ -18,6 +18,7 @@ from airflow.sdk import DAG, Param, task
 
 from spotify_pipeline.assets import STAGED_BRONZE, dbt_gold_assets
 from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
+from spotify_pipeline.retries import RETRY_DEFAULT_ARGS
 from spotify_pipeline.hooks.lake import LAKE_URL_TEMPLATE
 from spotify_pipeline.operators import DashboardExportOperator, DbtBuildOperator
 
@@ -30,6 +31,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    default_args=RETRY_DEFAULT_ARGS,
     tags=["spotify", "medallion", "dbt"],
     params={
         "warehouse": Param("", type="string", enum=["", "duckdb", "snowflake"], title="Warehouse",

@@ -250,7 +250,7 @@ case $cmd in
     wait_healthy
     make_bucket
     log "logs: $STATE/kafka.log $STATE/minio.log"
-    [[ ${2:-} == --stream ]] && start_stream
+    if [[ ${2:-} == --stream ]]; then start_stream; fi
     ;;
   down)
     stop_one stream

@@ -4,16 +4,14 @@ is not running yet) by scripts/stack.sh: real Kafka, real MinIO."""
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-from reconcile import Stack
+from reconcile import Stack, local_stack
 
-ROOT = Path(__file__).resolve().parents[2]
 
 # Airflow reads its home at import: give the test process its own, never the user's ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="spotify-tests-airflow-"))
@@ -24,23 +22,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 @pytest.fixture(scope="session")
 def stack() -> Stack:
-    subprocess.run([str(ROOT / "scripts" / "stack.sh"), "up"], check=True, timeout=900)
-    out = subprocess.run([str(ROOT / "scripts" / "stack.sh"), "env"], check=True, capture_output=True, text=True).stdout
-    env = {}
-    for line in out.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value.strip("'")
-    return Stack(
-        bootstrap=env["SPOTIFY_KAFKA_BOOTSTRAP"],
-        s3_endpoint=env["SPOTIFY_S3_ENDPOINT"],
-        access_key=env["SPOTIFY_S3_ACCESS_KEY"],
-        secret_key=env["SPOTIFY_S3_SECRET_KEY"],
-        bucket=env["SPOTIFY_LAKE_BUCKET"],
-        kafka_libs=env["SPOTIFY_KAFKA_LIBS"],
-        sasl_bootstrap=env["SPOTIFY_KAFKA_SASL_BOOTSTRAP"],
-        sasl_user=env["SPOTIFY_KAFKA_SASL_USER"],
-        sasl_password=env["SPOTIFY_KAFKA_SASL_PASSWORD"],
-    )
+    return local_stack()
 
 
 @pytest.fixture

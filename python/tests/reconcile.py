@@ -53,6 +53,31 @@ class Stack:
         )
 
 
+def local_stack() -> Stack:
+    """The real local stack (scripts/stack.sh), started if it is not running yet."""
+    import subprocess
+    from pathlib import Path
+
+    script = str(Path(__file__).resolve().parents[2] / "scripts" / "stack.sh")
+    subprocess.run([script, "up"], check=True, timeout=900)
+    out = subprocess.run([script, "env"], check=True, capture_output=True, text=True).stdout
+    env = {}
+    for line in out.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value.strip("'")
+    return Stack(
+        bootstrap=env["SPOTIFY_KAFKA_BOOTSTRAP"],
+        s3_endpoint=env["SPOTIFY_S3_ENDPOINT"],
+        access_key=env["SPOTIFY_S3_ACCESS_KEY"],
+        secret_key=env["SPOTIFY_S3_SECRET_KEY"],
+        bucket=env["SPOTIFY_LAKE_BUCKET"],
+        kafka_libs=env["SPOTIFY_KAFKA_LIBS"],
+        sasl_bootstrap=env["SPOTIFY_KAFKA_SASL_BOOTSTRAP"],
+        sasl_user=env["SPOTIFY_KAFKA_SASL_USER"],
+        sasl_password=env["SPOTIFY_KAFKA_SASL_PASSWORD"],
+    )
+
+
 def list_keys(s3, bucket: str, prefix: str) -> list[str]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

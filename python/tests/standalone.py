@@ -192,8 +192,8 @@ class Standalone:
             return ""
 
 
-def start(stack, home: Path, extra_env: dict[str, str] | None = None, timeout_s: float = 300) -> Standalone:
-    """Starts ``airflow standalone`` in ``home``; returns once every component is healthy."""
+def prepare(stack, home: Path, extra_env: dict[str, str] | None = None) -> Standalone:
+    """An Airflow home for the test's stack in ``home``: environment, migrated database, pool."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     password = secrets.token_urlsafe(12)
@@ -243,18 +243,32 @@ def start(stack, home: Path, extra_env: dict[str, str] | None = None, timeout_s:
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     r = sa.cli("pools", "set", *map(str, POOL))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return sa
+
+
+def wait_healthy(sa: Standalone, alive: Any, timeout_s: float) -> None:
+    """Until every component reports healthy; ``alive()`` names a process that exited, or None."""
+    deadline = time.monotonic() + timeout_s
+    while not sa.healthy():
+        if dead := alive():
+            raise AssertionError(f"{dead} exited:\n{sa.log_tail()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"airflow not healthy after {timeout_s} s: {sa.health()}\n{sa.log_tail()}")
+        time.sleep(2)
+
+
+def start(stack, home: Path, extra_env: dict[str, str] | None = None, timeout_s: float = 300) -> Standalone:
+    """Starts ``airflow standalone`` in ``home``; returns once every component is healthy."""
+    sa = prepare(stack, home, extra_env)
     with open(sa.log_path, "wb") as log:
         sa.process = subprocess.Popen(
             ["airflow", "standalone"], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    deadline = time.monotonic() + timeout_s
-    while not sa.healthy():
-        if sa.process.poll() is not None:
-            raise AssertionError(f"airflow standalone exited with {sa.process.returncode}:\n{sa.log_tail()}")
-        if time.monotonic() > deadline:
-            stop(sa)
-            raise AssertionError(f"airflow standalone not healthy after {timeout_s} s: {sa.health()}\n{sa.log_tail()}")
-        time.sleep(2)
+    try:
+        wait_healthy(sa, lambda: sa.process.poll() is not None and f"airflow standalone ({sa.process.returncode})", timeout_s)
+    except AssertionError:
+        stop(sa)
+        raise
     return sa
 
 
@@ -306,3 +320,74 @@ def airflow_standalone(stack, tmp_path_factory, request) -> Iterator[Standalone]
         stop(sa)
         if request.session.testsfailed > failed_before:
             print(f"\n[standalone] a test failed: logs kept in {keep_logs(sa)}")
+
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+class Components:
+    """Airflow's components as separate processes, as a real deployment runs them (LocalExecutor,
+    inside the scheduler), each in its own process group so that one can be killed with all its
+    children, as when its machine or container dies, and started again."""
+
+    def __init__(self, sa: Standalone) -> None:
+        self.sa = sa
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str) -> None:
+        with open(self.sa.home / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen(
+                ["airflow", name], env=self.sa.env, cwd=self.sa.home, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def dead(self) -> str | None:
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                return f"airflow {name} ({p.returncode})"
+        return None
+
+    def start_all(self, timeout_s: float = 300) -> None:
+        for name in COMPONENTS:
+            self.start(name)
+        wait_healthy(self.sa, self.dead, timeout_s)
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def kill(self, name: str) -> None:
+        """kill -9 of the component and every process of its group."""
+        p = self.procs[name]
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+
+    def stop_all(self, grace_s: float = 20) -> None:
+        for p in self.procs.values():
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        for name in list(self.procs):
+            try:
+                self.procs[name].wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.kill(name)
+
+
+def pipeline_settled(api: Api, lag: Any, timeout_s: float = 600, dags: tuple[str, ...] = ("spotify_ingest", "spotify_transform")) -> dict[str, list[dict[str, Any]]]:
+    """Waits until ``lag()`` (records waiting in Kafka) is 0 and every run of ``dags`` has
+    ended, twice in a row 10 s apart (a watcher may fire once more for the last records, and
+    a stage's asset event queues one more transform); returns the runs by DAG."""
+    deadline, quiet = time.monotonic() + timeout_s, 0
+    while time.monotonic() < deadline:
+        runs = {d: api.runs(d) for d in dags}
+        ended = all(r["state"] in ("success", "failed") for rs in runs.values() for r in rs)
+        quiet = quiet + 1 if ended and lag() == 0 else 0
+        if quiet == 2:
+            return runs
+        time.sleep(10)
+    raise AssertionError(f"the pipeline did not settle in {timeout_s} s: { {d: [(r['dag_run_id'], r['state']) for r in api.runs(d)] for d in dags} }")

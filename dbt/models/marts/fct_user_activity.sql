@@ -55,7 +55,9 @@ enriched as (
         {{ utc_to_local('events.event_at', 'events.timezone') }} as local_at,
         events.subscription,
         events.batch_id,
-        events.loaded_at
+        events.loaded_at,
+        -- When this row became visible in gold: what freshness is measured by.
+        {{ to_utc_timestamp(dbt.current_timestamp()) }} as transformed_at
     from events
     left join regions on events.country_code = regions.country_code
 
