@@ -18,13 +18,12 @@ Connections: ``kafka_default``, ``aws_default``, ``duckdb_default`` (see
 
 from __future__ import annotations
 
-import os
-
 import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, task
 
 from spotify_pipeline.assets import BRONZE_LAKE, STAGED_BRONZE
 from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
+from spotify_pipeline.hooks.kafka import ingest_topic
 from spotify_pipeline.retries import RETRY_DEFAULT_ARGS
 from spotify_pipeline.hooks.lake import LAKE_URL_TEMPLATE
 from spotify_pipeline.operators import KafkaDrainOperator, StageToWarehouseOperator
@@ -33,7 +32,7 @@ from spotify_pipeline.triggers.records_waiting import RecordsWaitingTrigger
 
 # The topic it watches: the environment's SPOTIFY_INGEST_TOPIC, read when the DAG file is parsed
 # (the watcher's trigger is built then), or spotify_events.
-TOPIC = os.environ.get("SPOTIFY_INGEST_TOPIC", "spotify_events")
+TOPIC = ingest_topic()
 # A run when this many records wait (about 5 s of a 2,000 events/s stream) ...
 MIN_LAG = 10_000
 # ... or when the oldest waiting record is this old: what bounds freshness on a slow stream.

@@ -245,6 +245,8 @@ class PartitionLag(TypedDict):
     high_watermark: int
     lag: int
     oldest_undrained_ms: int | None
+    newest_ms: int | None
+    newest_drained_ms: int | None
 
 class LagReport(TypedDict):
     topic: str
@@ -252,6 +254,8 @@ class LagReport(TypedDict):
     oldest_undrained_ms: int | None
     table_version: int
     partitions: list[PartitionLag]
+    newest_ms: int | None
+    newest_drained_ms: int | None
 
 def drain(
     kafka: KafkaConfig,
@@ -261,6 +265,8 @@ def drain(
 ) -> DrainSummary: ...
 def lag(kafka: KafkaConfig, lake: LakeConfig, dataset: str = "spotify_events") -> LagReport:
     """Per partition: the events table's txn version, the high watermark, the lag."""
+def freshness(kafka: KafkaConfig, lake: LakeConfig, dataset: str = "spotify_events") -> LagReport:
+    """``lag``, with the Kafka timestamps of the newest record in the topic and in the lake."""
 
 # ---- stage -----------------------------------------------------------------------------------
 

@@ -196,6 +196,26 @@ def _trending(rows):
     }
 
 
+def _freshness(rows):
+    """Seconds each layer's newest event is behind now, along the pipeline (rows with
+    ``layer``, ``layer_order``, ``newest_event_at`` as naive-UTC ISO text or None)."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    rows = sorted(rows, key=lambda r: r["layer_order"])
+    lags = [None if r["newest_event_at"] is None else round((now - datetime.fromisoformat(str(r["newest_event_at"]))).total_seconds(), 1)
+            for r in rows]
+    return {
+        "type": "bar",
+        "data": {"labels": [r["layer"] for r in rows],
+                 "datasets": [{"label": "seconds behind now", "data": lags, "backgroundColor": BLUE}]},
+        "options": {"indexAxis": "y", "scales": {"x": {"beginAtZero": True, "title": {"display": True, "text": "seconds behind now"}}}},
+    }
+
+
+FRESHNESS_SQL = f"SELECT layer, layer_order, newest_event_at FROM {SCHEMA}.kpi_pipeline_freshness ORDER BY layer_order"
+
+
 def _session_bucket_sql() -> str:
     cases = " ".join(
         f"WHEN session_duration_s >= {lo}" + (f" AND session_duration_s < {hi}" if hi else "") + f" THEN '{label}'"
@@ -205,6 +225,8 @@ def _session_bucket_sql() -> str:
 
 
 CHARTS: list[Chart] = [
+    Chart("freshness", "Freshness by layer", "how far each layer's newest event is behind now: Kafka and the lake live, "
+          "the warehouse as of the last transform", "kpi_pipeline_freshness", FRESHNESS_SQL, _freshness, wide=True),
     Chart("top_songs", "Top songs", "plays (bars) and skip rate (line, %), all days", "kpi_top_songs",
           f"SELECT play_rank, song_name, artist_name, plays, skip_rate FROM {SCHEMA}.kpi_top_songs ORDER BY play_rank LIMIT 15", _top_songs),
     Chart("top_artists", "Top artists", "plays (bars) and skip rate (line, %), all days", "kpi_artist_popularity",

@@ -14,7 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from spotify_pipeline.dashboard.charts import CHARTS, SCHEMA, Chart, points
+from collections.abc import Callable
+
+from spotify_pipeline.dashboard.charts import CHARTS, FRESHNESS_SQL, SCHEMA, Chart, points
 from spotify_pipeline.hooks.duckdb_lock import WarehouseBusy, is_lock_error
 
 KPI_SQL = f"""SELECT sum(plays) AS plays, sum(skips) AS skips, sum(skips) / nullif(sum(plays), 0) AS skip_rate,
@@ -41,8 +43,46 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def read_dashboard(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Reads every chart from the warehouse at ``path``, read-only, in one short connection.
+# The layers the warehouse cannot see: (rows for the freshness chart, why they are missing).
+LiveLayers = Callable[[], tuple[list[dict[str, Any]], str | None]]
+FRESHNESS = next(c for c in CHARTS if c.id == "freshness")
+
+
+def live_layers(topic: str, kafka_conn_id: str, lake_url: str, lake_conn_id: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Kafka's and the lake's newest record (Kafka timestamps, ``_core.freshness``), as rows of
+    the freshness chart; on any failure no rows and the reason (the page must still render)."""
+    from spotify_pipeline import _core
+    from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
+    from spotify_pipeline.hooks.lake import LakeHook
+
+    try:
+        kafka = SpotifyKafkaHook(kafka_conn_id).kafka_config(topic, timeout_s=5)
+        r = _core.freshness(kafka, LakeHook(lake_url, lake_conn_id).lake_config())
+    except Exception as e:  # a broker or a store that is away: say so on the panel
+        return [], f"Kafka and the lake could not be read: {str(e)[:200]}"
+
+    def at(ms: int | None) -> str | None:
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).replace(tzinfo=None).isoformat()
+
+    return [{"layer": f"Kafka ({topic})", "layer_order": 1, "newest_event_at": at(r["newest_ms"])},
+            {"layer": "lake", "layer_order": 2, "newest_event_at": at(r["newest_drained_ms"])}], None
+
+
+def with_live_freshness(data: dict[str, Any], live: LiveLayers | None) -> dict[str, Any]:
+    """``data`` with its freshness panel built again, now: from the warehouse rows it read and,
+    if ``live`` is given, Kafka's and the lake's."""
+    rows = data.get("freshness_rows")
+    if rows is None:
+        return data
+    extra, why = live() if live else ([], None)
+    config = FRESHNESS.build(extra + rows)
+    panel = _panel(FRESHNESS, "ok", why or "", config, points(config))
+    return {**data, "charts": {**data["charts"], FRESHNESS.id: panel}}
+
+
+def read_dashboard(path: str | os.PathLike[str], live: LiveLayers | None = None) -> dict[str, Any]:
+    """Reads every chart from the warehouse at ``path``, read-only, in one short connection
+    (and Kafka's and the lake's freshness from ``live``, if given).
 
     Raises :class:`WarehouseBusy` if a writer holds the file's lock.
     """
@@ -76,9 +116,11 @@ def read_dashboard(path: str | os.PathLike[str]) -> dict[str, Any]:
         if "kpi_daily_engagement" in tables:
             k = _rows(con, KPI_SQL)[0]
             out["kpis"] = k if k.get("days") else None
+        if FRESHNESS.table in tables:
+            out["freshness_rows"] = _rows(con, FRESHNESS_SQL)
     finally:
         con.close()
-    return out
+    return with_live_freshness(out, live)
 
 
 def _panel(c: Chart, status: str, message: str, config: dict[str, Any] | None = None, n: int = 0) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spotify_pipeline.dashboard.read import now_iso, read_dashboard
+from spotify_pipeline.dashboard.read import LiveLayers, now_iso, read_dashboard, with_live_freshness
 from spotify_pipeline.hooks.duckdb_lock import WarehouseBusy, retry_while_busy
 
 
@@ -43,8 +43,11 @@ class SnapshotSource:
     stager, dbt) fail to open the file, so the dashboard opens it only when there is news.
     """
 
-    def __init__(self, path_fn: Callable[[], str], retries: int = 4, delay_s: float = 0.15) -> None:
+    def __init__(self, path_fn: Callable[[], str], retries: int = 4, delay_s: float = 0.15, live: LiveLayers | None = None) -> None:
         self.path_fn = path_fn
+        # Kafka's and the lake's freshness: read on every request, since they move without the
+        # warehouse file changing.
+        self.live = live
         self.retries = retries
         self.delay_s = delay_s
         self._lock = threading.Lock()
@@ -56,11 +59,12 @@ class SnapshotSource:
         path = self.path_fn()
         version = file_version(path)
         if version is not None and path in self._last and self._version.get(path) == version:
-            return {**self._last[path], "as_of": now_iso()}  # unchanged since that read: current
+            # unchanged since that read: current
+            return with_live_freshness({**self._last[path], "as_of": now_iso()}, self.live)
 
         def read() -> dict[str, Any]:
             self.reads += 1
-            return read_dashboard(path)
+            return read_dashboard(path, self.live)
 
         try:
             data = retry_while_busy(read, attempts=self.retries, delay_s=self.delay_s)
@@ -68,7 +72,7 @@ class SnapshotSource:
             stale = self._last.get(path) or self._load(path)
             if stale is None:
                 raise WarehouseBusy(f"the warehouse is busy and no snapshot was taken yet: {error}") from error
-            return {**stale, "source": "snapshot", "busy_reason": str(error)}
+            return with_live_freshness({**stale, "source": "snapshot", "busy_reason": str(error)}, self.live)
         self._remember(path, data, version)
         return data
 

@@ -7,9 +7,20 @@ settings go in the same dict and reach librdkafka unchanged.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from airflow.sdk import BaseHook
+
+
+# The topic the continuous pipeline ingests (spotify_ingest, the dashboard's freshness panel):
+# the environment's SPOTIFY_INGEST_TOPIC, else the simulator's default topic.
+INGEST_TOPIC_ENV = "SPOTIFY_INGEST_TOPIC"
+DEFAULT_TOPIC = "spotify_events"
+
+
+def ingest_topic() -> str:
+    return os.environ.get(INGEST_TOPIC_ENV, DEFAULT_TOPIC)
 
 
 class SpotifyKafkaHook(BaseHook):

@@ -57,9 +57,15 @@ class DashboardExportOperator(BaseOperator):
         self.busy_timeout_s = busy_timeout_s
         self.require_data = require_data
 
+    def _live(self) -> tuple[list, str | None]:
+        from spotify_pipeline.dashboard.read import live_layers
+        from spotify_pipeline.hooks.kafka import SpotifyKafkaHook, ingest_topic
+
+        return live_layers(ingest_topic(), SpotifyKafkaHook.default_conn_name, self.lake_url, self.lake_conn_id)
+
     def _read(self, path: str) -> dict[str, Any]:
         return retry_while_busy(
-            lambda: read_dashboard(path), delay_s=0.5, max_delay_s=10, timeout_s=self.busy_timeout_s,
+            lambda: read_dashboard(path, self._live), delay_s=0.5, max_delay_s=10, timeout_s=self.busy_timeout_s,
             on_retry=lambda _, delay: self.log.info("the warehouse %s is busy (a writer holds it); retrying in %.1f s", path, delay),
         )
 

@@ -35,6 +35,19 @@ def warehouse_path() -> str:
     return DuckDBWarehouseHook(os.environ.get("SPOTIFY_DASHBOARD_CONN_ID", "duckdb_default")).path
 
 
+def pipeline_layers() -> tuple[list, str | None]:
+    """Kafka's and the lake's freshness, through the pipeline's own connections and Variable."""
+    from spotify_pipeline.dashboard.read import live_layers
+    from spotify_pipeline.hooks.kafka import SpotifyKafkaHook, ingest_topic
+    from spotify_pipeline.hooks.lake import LakeHook, configured_lake_url
+
+    try:
+        lake_url = configured_lake_url()
+    except Exception as e:  # no Variable backend reachable
+        return [], f"the lake URL could not be read: {e}"
+    return live_layers(ingest_topic(), SpotifyKafkaHook.default_conn_name, lake_url, LakeHook.default_conn_name)
+
+
 def _get_user_dependency():
     from airflow.api_fastapi.core_api.security import get_user
 
@@ -61,7 +74,7 @@ def _chart_js() -> str:
 
 def create_app(source: SnapshotSource | None = None) -> FastAPI:
     app = FastAPI(title="Spotify dashboard", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.source = source or SnapshotSource(warehouse_path)
+    app.state.source = source or SnapshotSource(warehouse_path, live=pipeline_layers)
     guarded = [Depends(require_dashboard_access)]
 
     @app.exception_handler(HTTPException)

@@ -406,6 +406,11 @@ def check_gold_kpis(
     for table, key in KEYS.items():
         checked[table] = assert_rows_equal(f"gold.{table}", gold(table), r[table], key)
 
+    # Freshness: each warehouse layer's newest event (when it was measured is the build's).
+    newest = {"warehouse bronze": bronze["event_at"].max(), "silver": silver["event_at"].max(), "gold": silver["event_at"].max()}
+    want_fresh = pd.DataFrame([{"layer": k, "newest_event_at": v} for k, v in newest.items()])
+    checked["kpi_pipeline_freshness"] = assert_rows_equal("gold.kpi_pipeline_freshness", gold("kpi_pipeline_freshness"), want_fresh, ["layer"])
+
     return {
         "bronze_deliveries": len(bronze),
         "distinct_events": int(bronze["event_id"].nunique()),

@@ -33,10 +33,11 @@ GOLD_TABLES = (
     "fct_user_activity fct_listening_sessions fct_song_plays_daily dim_songs dim_artists dim_users "
     "dim_user_subscriptions kpi_daily_engagement kpi_song_skip_rates kpi_artist_popularity kpi_top_songs "
     "kpi_genre_distribution kpi_new_release_trending kpi_country_activity kpi_listening_hours_local "
-    "kpi_device_by_region kpi_rejected_events kpi_pipeline_reconciliation"
+    "kpi_device_by_region kpi_rejected_events kpi_pipeline_reconciliation kpi_pipeline_freshness"
 ).split()
 # when each build ran, not what it computed
-VOLATILE = {"dim_users": ["version_valid_from"], "fct_user_activity": ["transformed_at"]}
+VOLATILE = {"dim_users": ["version_valid_from"], "fct_user_activity": ["transformed_at"],
+            "kpi_pipeline_freshness": ["measured_at", "lag_s"]}
 
 
 def _rfc3339(dt: datetime) -> str:

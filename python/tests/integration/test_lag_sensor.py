@@ -168,3 +168,34 @@ def test_records_another_drain_took_end_the_wait(stack, topic, lake_prefix, conn
     _core.drain(kafka, lake, DRAIN)
     event = first_event(KafkaLagTrigger(**{**kwargs, "poke_interval": 0.2}), 30)
     assert event.payload["status"] == "ready" and event.payload["report"]["lag"] == 0
+
+
+def test_freshness_names_the_newest_record_in_the_topic_and_in_the_lake(stack, topic, lake_prefix):
+    """`_core.freshness`: the Kafka timestamps of the newest record of the topic and of the
+    lake's last drained one, checked against a confluent-kafka read of the same records."""
+    from reconcile import topic_records
+
+    kafka, lake = stack.kafka(topic), stack.lake(lake_prefix)
+    _core.produce(kafka, {"seed": 5}, {"count": 3_000})
+    _core.drain(kafka, lake, {"group_id": "fresh", "max_records": 1_000})
+    time.sleep(0.05)
+    _core.produce(kafka, {"seed": 6}, {"count": 500})
+    r = _core.freshness(kafka, lake)
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": "fresh-check"})
+    stamps = {}
+    for p in r["partitions"]:
+        for offset in (p["high_watermark"] - 1, p["next_offset"] - 1):
+            if offset >= 0:
+                c.assign([TopicPartition(topic, p["partition"], offset)])
+                m = c.consume(1, timeout=10)[0]
+                stamps[(p["partition"], offset)] = m.timestamp()[1]
+    c.close()
+    assert r["newest_ms"] == max(stamps[(p["partition"], p["high_watermark"] - 1)] for p in r["partitions"])
+    assert r["newest_drained_ms"] == max(stamps[(p["partition"], p["next_offset"] - 1)] for p in r["partitions"] if p["next_offset"] > 0)
+    assert r["newest_drained_ms"] < r["newest_ms"] and r["lag"] == 3_500 - 1_000
+    assert len(topic_records(stack.bootstrap, topic)) == 3_500
+    # The watcher's report does not pay for these reads.
+    assert _core.lag(kafka, lake)["newest_ms"] is None

@@ -24,6 +24,9 @@ from spotify_pipeline.dashboard.render import render_static
 TOP_SONGS = [(1, "so_1", "Alpha", "Band A", 120, 0.25), (2, "so_2", "Beta", "Band B", 80, 0.5), (3, "so_3", "Gamma", "Band A", 30, None)]
 DAYS = [(date(2026, 11, 1), 40, 300, 7.5, 60, 600.0, 75, 0.25), (date(2026, 11, 2), 50, 500, 10.0, 90, 900.0, 100, 0.2)]
 SESSIONS = [30, 59, 60, 299, 301, 4000, 4000]  # seconds
+NOW = datetime.now(timezone.utc).replace(tzinfo=None)
+# Each layer's newest event, this many seconds before the test began.
+FRESHNESS = [("warehouse bronze", 3, 30), ("silver", 4, 45), ("gold", 5, 45)]
 
 
 def make_gold(path: Path, skip: set[str] = frozenset(), empty: set[str] = frozenset()) -> None:
@@ -57,6 +60,10 @@ def make_gold(path: Path, skip: set[str] = frozenset(), empty: set[str] = frozen
         "kpi_genre_distribution": (
             "genre VARCHAR, plays BIGINT, listeners BIGINT, share_of_plays DOUBLE",
             [("pop", 300, 30, 0.75), ("jazz", 100, 10, 0.25)],
+        ),
+        "kpi_pipeline_freshness": (
+            "layer VARCHAR, layer_order INT, newest_event_at TIMESTAMP, measured_at TIMESTAMP, lag_s DOUBLE",
+            [(layer, order, NOW - timedelta(seconds=ago), NOW, float(ago)) for layer, order, ago in FRESHNESS],
         ),
         "kpi_new_release_trending": (
             "song_id VARCHAR, song_name VARCHAR, artist_name VARCHAR, release_date DATE, plays_last_7d BIGINT, plays_prev_7d BIGINT, trending_score DOUBLE, trending_rank INT",
@@ -177,6 +184,10 @@ class Writer:
         assert self.p.wait(timeout=30) == 0
 
 
+def _but_freshness(charts: dict) -> dict:
+    return {k: v for k, v in charts.items() if k != "freshness"}
+
+
 def test_busy_file_serves_the_last_good_snapshot(warehouse):
     source = dash.SnapshotSource(lambda: str(warehouse), retries=3, delay_s=0.05)
     live = source.get()
@@ -192,11 +203,13 @@ def test_busy_file_serves_the_last_good_snapshot(warehouse):
         stale = source.get()
         assert time.monotonic() - t0 < 5  # retried briefly, did not hang
         assert stale["source"] == "snapshot" and stale["as_of"] == live["as_of"]
-        assert stale["charts"] == live["charts"] and "lock" in stale["busy_reason"].lower()
+        assert _but_freshness(stale["charts"]) == _but_freshness(live["charts"]) and "lock" in stale["busy_reason"].lower()
+        # The freshness panel is built again against now: the snapshot's layers only age.
+        assert stale["charts"]["freshness"]["chart"]["data"]["datasets"][0]["data"] >= live["charts"]["freshness"]["chart"]["data"]["datasets"][0]["data"]
 
         # A fresh process (an API server restart) still has the snapshot on disk.
         fresh = dash.SnapshotSource(lambda: str(warehouse), retries=2, delay_s=0.05).get()
-        assert fresh["source"] == "snapshot" and fresh["charts"] == live["charts"]
+        assert fresh["source"] == "snapshot" and _but_freshness(fresh["charts"]) == _but_freshness(live["charts"])
 
         # No snapshot at all: an honest error, not a crash or an empty page.
         snap_file.unlink()
@@ -214,7 +227,7 @@ def test_an_unchanged_file_is_not_opened_again(warehouse):
     assert source.reads == 1 and first["source"] == "live"
     mtime = warehouse.stat().st_mtime_ns
     second = source.get()
-    assert source.reads == 1 and second["charts"] == first["charts"] and second["source"] == "live"
+    assert source.reads == 1 and _but_freshness(second["charts"]) == _but_freshness(first["charts"]) and second["source"] == "live"
     assert warehouse.stat().st_mtime_ns == mtime  # reading does not touch the file
 
     # A writer that holds the file but has not changed it yet: the current data, no open.
@@ -223,7 +236,7 @@ def test_an_unchanged_file_is_not_opened_again(warehouse):
         held = source.get()
     finally:
         writer.release()
-    assert held["source"] == "live" and held["charts"] == first["charts"] and source.reads == 1
+    assert held["source"] == "live" and _but_freshness(held["charts"]) == _but_freshness(first["charts"]) and source.reads == 1
 
     with duckdb.connect(str(warehouse)) as con:
         con.execute("UPDATE gold.kpi_top_songs SET plays = 1000 WHERE play_rank = 3")
@@ -295,7 +308,7 @@ def test_served_with_login(client, auth_manager, warehouse):
     viewer = {"Authorization": f"Bearer {token(auth_manager, 'viewer')}"}
     r = client.get("/data.json", headers=viewer)
     assert r.status_code == 200
-    assert r.json()["charts"] == json.loads(json.dumps(dash.read_dashboard(warehouse)["charts"]))
+    assert _but_freshness(r.json()["charts"]) == json.loads(json.dumps(_but_freshness(dash.read_dashboard(warehouse)["charts"])))
     # The Airflow UI's session cookie works too.
     page = client.get("/", cookies={"_token": token(auth_manager, "admin")})
     assert page.status_code == 200 and "spotifyDashboard" in page.text
@@ -371,7 +384,7 @@ def test_static_export_is_one_self_contained_file(warehouse, tmp_path, monkeypat
 
     m = re.search(r'<script type="application/json" id="dashboard-data">(.*?)</script>', html, re.S)
     inlined = json.loads(m.group(1))
-    assert inlined["charts"] == json.loads(json.dumps(dash.read_dashboard(warehouse)["charts"]))
+    assert _but_freshness(inlined["charts"]) == json.loads(json.dumps(_but_freshness(dash.read_dashboard(warehouse)["charts"])))
     assert inlined["exported_at"]
 
 
@@ -401,3 +414,44 @@ def test_warehouse_from_a_connection_in_the_metadata_db(auth_manager, warehouse,
     monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "server")
     monkeypatch.setenv("SPOTIFY_DASHBOARD_CONN_ID", conn_id)
     assert warehouse_path() == str(warehouse)
+
+
+def test_freshness_panel_puts_kafka_and_the_lake_live_before_the_warehouse_layers(warehouse):
+    live_at = (NOW - timedelta(seconds=5)).isoformat()
+    calls = []
+
+    def live():
+        calls.append(1)
+        return [{"layer": "Kafka (t)", "layer_order": 1, "newest_event_at": live_at},
+                {"layer": "lake", "layer_order": 2, "newest_event_at": None}], None
+
+    d = dash.read_dashboard(warehouse, live)
+    panel = d["charts"]["freshness"]
+    assert panel["status"] == "ok" and calls
+    data = panel["chart"]["data"]
+    assert data["labels"] == ["Kafka (t)", "lake", "warehouse bronze", "silver", "gold"]
+    lags = data["datasets"][0]["data"]
+    assert lags[1] is None  # an empty lake has no newest event
+    # Behind now by what the rows say, plus the seconds this test has run.
+    for lag, ago in zip([lags[0], *lags[2:]], [5] + [a for _, _, a in FRESHNESS]):
+        assert ago <= lag < ago + 60
+
+    # A broker that is away: the warehouse layers still show, with the reason.
+    d = dash.read_dashboard(warehouse, lambda: ([], "Kafka and the lake could not be read: no broker"))
+    assert d["charts"]["freshness"]["chart"]["data"]["labels"] == ["warehouse bronze", "silver", "gold"]
+    assert "no broker" in d["charts"]["freshness"]["message"]
+
+
+def test_the_snapshot_source_reads_kafka_and_the_lake_on_every_request_but_the_file_once(warehouse):
+    from spotify_pipeline.dashboard.snapshot import SnapshotSource
+
+    n = []
+
+    def live():
+        n.append(1)
+        return [{"layer": "Kafka (t)", "layer_order": 1, "newest_event_at": NOW.isoformat()}], None
+
+    source = SnapshotSource(lambda: str(warehouse), live=live)
+    for _ in range(3):
+        assert source.get()["charts"]["freshness"]["chart"]["data"]["labels"][0] == "Kafka (t)"
+    assert source.reads == 1 and len(n) == 3

@@ -23,6 +23,12 @@ pub struct PartitionLag {
     pub lag: i64,
     /// Kafka timestamp of the oldest record not drained yet.
     pub oldest_undrained_ms: Option<i64>,
+    /// Kafka timestamps of the partition's newest record, and of the newest one in the lake
+    /// (the last drained): the freshness of the two layers. Read by [`freshness`] only.
+    #[serde(default)]
+    pub newest_ms: Option<i64>,
+    #[serde(default)]
+    pub newest_drained_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,10 +39,26 @@ pub struct LagReport {
     /// The events table's version the report was read at (-1: the table does not exist yet).
     pub table_version: i64,
     pub partitions: Vec<PartitionLag>,
+    /// The newest record's Kafka timestamp in the topic and in the lake ([`freshness`] only).
+    #[serde(default)]
+    pub newest_ms: Option<i64>,
+    #[serde(default)]
+    pub newest_drained_ms: Option<i64>,
 }
 
 /// The lag of `dataset`'s events table behind `kafka.topic`.
 pub fn lag(kafka: &KafkaConfig, lake_cfg: &LakeConfig, dataset: &str) -> Result<LagReport> {
+    report(kafka, lake_cfg, dataset, false)
+}
+
+/// [`lag`], and how fresh the topic and the lake are: the Kafka timestamps of each partition's
+/// newest record and of the newest one drained (two more reads per partition, so not on the
+/// watcher's every-2-s path).
+pub fn freshness(kafka: &KafkaConfig, lake_cfg: &LakeConfig, dataset: &str) -> Result<LagReport> {
+    report(kafka, lake_cfg, dataset, true)
+}
+
+fn report(kafka: &KafkaConfig, lake_cfg: &LakeConfig, dataset: &str, newest: bool) -> Result<LagReport> {
     let rt = crate::runtime::runtime()?;
     let lake = Lake::open(lake_cfg)?;
     let table = rt.block_on(async {
@@ -63,20 +85,28 @@ pub fn lag(kafka: &KafkaConfig, lake_cfg: &LakeConfig, dataset: &str) -> Result<
             return Err(crate::drain::topic_recreated(&kafka.topic, p, v, high));
         }
         let next = drained.unwrap_or(low).max(low);
-        let oldest = if next < high { oldest_timestamp(&consumer, &kafka.topic, p, next, kafka.timeout())? } else { None };
-        out.push(PartitionLag { partition: p, next_offset: next, high_watermark: high, lag: high - next, oldest_undrained_ms: oldest });
+        let at = |offset: i64| record_timestamp(&consumer, &kafka.topic, p, offset, kafka.timeout());
+        let oldest = if next < high { at(next)? } else { None };
+        let (newest_ms, newest_drained_ms) = if newest {
+            (if high > low { at(high - 1)? } else { None }, if next > low { at(next - 1)? } else { None })
+        } else {
+            (None, None)
+        };
+        out.push(PartitionLag { partition: p, next_offset: next, high_watermark: high, lag: high - next, oldest_undrained_ms: oldest, newest_ms, newest_drained_ms });
     }
     Ok(LagReport {
         topic: kafka.topic.clone(),
         lag: out.iter().map(|p| p.lag).sum(),
         oldest_undrained_ms: out.iter().filter_map(|p| p.oldest_undrained_ms).min(),
         table_version: table.as_ref().map_or(-1, |t| t.version()),
+        newest_ms: out.iter().filter_map(|p| p.newest_ms).max(),
+        newest_drained_ms: out.iter().filter_map(|p| p.newest_drained_ms).max(),
         partitions: out,
     })
 }
 
 /// Timestamp of the record at `offset` (or the first one after it).
-fn oldest_timestamp(consumer: &KafkaConsumer, topic: &str, partition: i32, offset: i64, timeout: Duration) -> Result<Option<i64>> {
+fn record_timestamp(consumer: &KafkaConsumer, topic: &str, partition: i32, offset: i64, timeout: Duration) -> Result<Option<i64>> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
     consumer.assign(&tpl)?;

@@ -34,7 +34,19 @@ fn lag(py: Python<'_>, kafka: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>, datase
     to_py(py, &report)
 }
 
+/// `lag`, with the Kafka timestamps of the newest record in the topic and in the lake.
+#[pyfunction]
+#[pyo3(signature = (kafka, lake, dataset = "spotify_events"))]
+fn freshness(py: Python<'_>, kafka: &Bound<'_, PyAny>, lake: &Bound<'_, PyAny>, dataset: &str) -> PyResult<Py<PyAny>> {
+    let kafka: core::kafka::KafkaConfig = from_py(kafka, "kafka")?;
+    let lake: core::lake::LakeConfig = from_py(lake, "lake")?;
+    let dataset = dataset.to_string();
+    let report = py.detach(|| core::lag::freshness(&kafka, &lake, &dataset)).map_err(to_pyerr)?;
+    to_py(py, &report)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(freshness, m)?)?;
     m.add_function(wrap_pyfunction!(produce, m)?)?;
     m.add_function(wrap_pyfunction!(topic_partitions, m)?)?;
     m.add_function(wrap_pyfunction!(lag, m)?)?;
