@@ -224,12 +224,15 @@ class Soak:
         self.airflow.start(component)
         return Fault(at, kind, True, f"down {down:.0f} s")
 
-    def run_faults(self) -> None:
+    def run_faults(self, every_kind: bool = False) -> None:
+        """Faults until the soak's minutes are up; with ``every_kind``, on until each kind was
+        tried once (what a short soak must show), however long that takes."""
         end = self.started + self.minutes * 60
         cycle: list[str] = []
         while True:
             gap = self.fault_every_s * self.rng.uniform(0.5, 1.5)
-            if time.monotonic() + gap >= end:
+            untried = every_kind and {f.kind for f in self.report.faults} != set(FAULT_KINDS)
+            if time.monotonic() + gap >= end and not untried:
                 break
             time.sleep(gap)
             if not cycle:
@@ -345,11 +348,11 @@ class Soak:
 
 
 def soak(stack: Stack, home: Path, minutes: float, seed: int = 7, rate: float = 300, fault_every_s: float = 45,
-         stream_faults: dict[str, float] | None = None) -> Report:
+         stream_faults: dict[str, float] | None = None, every_kind: bool = False) -> Report:
     s = Soak(stack, home, minutes, seed, rate, fault_every_s, stream_faults)
     try:
         s.start()
-        s.run_faults()
+        s.run_faults(every_kind)
         return s.finish()
     finally:
         s.stop()
