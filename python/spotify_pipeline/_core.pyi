@@ -129,6 +129,8 @@ def produce(
     progress: ProgressCallback | None = None,
 ) -> ProduceSummary: ...
 def topic_partitions(kafka: KafkaConfig) -> list[int]: ...
+def kafka_brokers(kafka: KafkaConfig) -> list[str]:
+    """The brokers (``host:port``) of the cluster the config reaches; its topic is not used."""
 
 class TruthSummary(TypedDict):
     records: int

@@ -73,6 +73,27 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
             "placeholders": {"host": "/data/spotify.duckdb"},
         }
 
+    def test_connection(self) -> tuple[bool, str]:
+        """The connection form's Test button: the file's directory exists and, if the file
+        exists, it opens read-only (another process writing it holds it: said so). Creates
+        nothing."""
+        import duckdb
+
+        try:
+            path = Path(self.path)
+        except ValueError as e:
+            return False, str(e)
+        if not path.parent.is_dir():
+            return False, f"the directory {path.parent} does not exist"
+        if not path.exists():
+            return True, f"{path} does not exist yet: the first stage creates it (DuckDB {duckdb.__version__})"
+        try:
+            with duckdb.connect(str(path), read_only=True) as con:
+                tables = con.execute("select count(*) from information_schema.tables").fetchone()[0]
+        except duckdb.Error as e:
+            return False, f"{path} cannot be opened: {e}"
+        return True, f"{path} opened read-only: {tables} tables (DuckDB {duckdb.__version__})"
+
     @property
     def path(self) -> str:
         if self._path:

@@ -45,3 +45,14 @@ class SpotifyKafkaHook(BaseHook):
 
     def kafka_config(self, topic: str, timeout_s: int = 30) -> dict[str, Any]:
         return {"client": self.client_config(), "topic": topic, "timeout_s": int(timeout_s)}
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The connection form's Test button: asks the bootstrap servers for the cluster's
+        brokers (10 s at most), with the connection's SASL/SSL settings."""
+        from spotify_pipeline import SpotifyPipelineError, _core
+
+        try:
+            brokers = _core.kafka_brokers(self.kafka_config("-", timeout_s=10))
+        except (SpotifyPipelineError, ValueError) as e:
+            return False, str(e)
+        return True, f"Kafka answered: {len(brokers)} broker(s), {', '.join(brokers)}"

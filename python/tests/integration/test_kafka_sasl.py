@@ -62,3 +62,23 @@ def test_produce_drain_and_sense_through_a_sasl_connection(stack, topic, lake_pr
             {"client": {**sasl_connection, "sasl.password": "wrong"}, "topic": topic, "timeout_s": 10}, {"seed": 1}, {"count": 10},
         )
     assert "uthentication" in str(refused.value) and "wrong" not in str(refused.value).replace("wrong_", "")
+
+
+def test_the_connection_test_button_reaches_the_cluster_or_says_why_not(stack, sasl_connection, monkeypatch):
+    """SpotifyKafkaHook.test_connection (the UI's Test button): the brokers through plaintext and
+    SASL; a wrong password and a closed port fail in seconds, saying why, without the password."""
+    import time
+
+    from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_PLAIN", json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": stack.bootstrap}}))
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_CLOSED", json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": "127.0.0.1:1"}}))
+    ok, msg = SpotifyKafkaHook("kafka_plain").test_connection()
+    assert ok and stack.bootstrap in msg, msg
+    ok, msg = SpotifyKafkaHook("kafka_sasl").test_connection()
+    assert ok and "1 broker" in msg, msg
+    for conn, why in (("kafka_sasl_wrong", "SASL authentication"), ("kafka_closed", "no Kafka broker at 127.0.0.1:1")):
+        t = time.monotonic()
+        ok, msg = SpotifyKafkaHook(conn).test_connection()
+        assert not ok and why in msg and time.monotonic() - t < 15, msg
+        assert stack.sasl_password not in msg

@@ -455,3 +455,26 @@ def test_the_snapshot_source_reads_kafka_and_the_lake_on_every_request_but_the_f
     for _ in range(3):
         assert source.get()["charts"]["freshness"]["chart"]["data"]["labels"][0] == "Kafka (t)"
     assert source.reads == 1 and len(n) == 3
+
+
+def test_the_duckdb_connection_test_button(warehouse, tmp_path, monkeypatch):
+    """DuckDBWarehouseHook.test_connection: opens an existing file read-only, accepts a file
+    the first stage will create (creating nothing), and says why it cannot otherwise."""
+    from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook
+
+    def test(path: Path) -> tuple[bool, str]:
+        monkeypatch.setenv("AIRFLOW_CONN_DUCKDB_T", json.dumps({"conn_type": "duckdb", "extra": {"path": str(path)}}))
+        return DuckDBWarehouseHook("duckdb_t").test_connection()
+
+    ok, msg = test(warehouse)
+    assert ok and "opened read-only" in msg, msg
+    ok, msg = test(tmp_path / "new.duckdb")
+    assert ok and "does not exist yet" in msg and not (tmp_path / "new.duckdb").exists()
+    ok, msg = test(tmp_path / "nowhere" / "x.duckdb")
+    assert not ok and "does not exist" in msg
+    writer = Writer(warehouse)
+    try:
+        ok, msg = test(warehouse)
+        assert not ok and "lock" in msg.lower(), msg
+    finally:
+        writer.release()

@@ -156,6 +156,20 @@ impl ProducerContext for ClientErrors {
     fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
 }
 
+/// The brokers the cluster names (`host:port`), asked of the bootstrap servers: whether the
+/// connection's settings reach a cluster and are accepted (a connection's "Test" button). The
+/// config's topic is not used.
+pub fn cluster_brokers(cfg: &KafkaConfig) -> Result<Vec<String>> {
+    let cfg = KafkaConfig { topic: "-".into(), ..cfg.clone() };
+    let probe = Probe::new(&cfg)?;
+    let md = probe.0.client().fetch_metadata(None, cfg.timeout()).map_err(|e| {
+        probe.0.poll(Duration::from_millis(200));
+        let why = probe.0.context().first().map(|w| format!("; librdkafka said: {w}")).unwrap_or_default();
+        Error::BrokerUnavailable(format!("no Kafka broker at {} answered within {}s ({e}){why}", cfg.bootstrap(), cfg.timeout_s))
+    })?;
+    Ok(md.brokers().iter().map(|b| format!("{}:{}", b.host(), b.port())).collect())
+}
+
 /// The partition ids of an existing topic; a clear error if it does not exist.
 pub fn existing_partitions(cfg: &KafkaConfig) -> Result<Vec<i32>> {
     let probe = Probe::new(cfg)?;

@@ -23,6 +23,13 @@ fn topic_partitions(py: Python<'_>, kafka: &Bound<'_, PyAny>) -> PyResult<Vec<i3
     py.detach(|| core::kafka::existing_partitions(&kafka)).map_err(to_pyerr)
 }
 
+/// The brokers of the cluster the config reaches (`host:port`); the config's topic is not used.
+#[pyfunction]
+fn kafka_brokers(py: Python<'_>, kafka: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let kafka: core::kafka::KafkaConfig = from_py(kafka, "kafka")?;
+    py.detach(|| core::kafka::cluster_brokers(&kafka)).map_err(to_pyerr)
+}
+
 /// How far the lake's events table is behind the topic, per partition, from its txn versions.
 #[pyfunction]
 #[pyo3(signature = (kafka, lake, dataset = "spotify_events"))]
@@ -49,6 +56,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(freshness, m)?)?;
     m.add_function(wrap_pyfunction!(produce, m)?)?;
     m.add_function(wrap_pyfunction!(topic_partitions, m)?)?;
+    m.add_function(wrap_pyfunction!(kafka_brokers, m)?)?;
     m.add_function(wrap_pyfunction!(lag, m)?)?;
     Ok(())
 }
