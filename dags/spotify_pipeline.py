@@ -46,7 +46,9 @@ with DAG(
         "events": Param(10_000, type="integer", minimum=1, maximum=50_000_000, title="Event count",
                         description="How many events to simulate and produce (1 to 50,000,000)."),
         "seed": Param(42, type="integer", minimum=0, maximum=2**53, title="Seed",
-                      description="Simulation seed: the same seed gives the same events."),
+                      description="Simulation seed: the same seed and start give the same events. Event ids "
+                                  "come from the seed alone, so a second run of one seed repeats many of them and "
+                                  "silver keeps each id once: give a run its own seed to add new events."),
         "rate_per_s": Param(0, type="number", minimum=0, maximum=10_000_000, title="Rate (events/s)",
                             description="Events per second. 0 with speed-up 0 = burst: as fast as the broker allows."),
         "speedup": Param(0, type="number", minimum=0, maximum=1_000_000, title="Speed-up",

@@ -13,12 +13,18 @@ The log, ``<state_dir>/segments.jsonl``, is appended and fsynced, one JSON objec
   unclean stop (kill -9, a crash), what the topic held past the last checkpoint, matched to the
   simulation by the core (``_core.recover_stream``).
 
+Segment 0 simulates with the stream's seed; segment ``n`` with one derived from it and ``n``
+(``segment_seed``). Event ids come from the seed alone, not the simulated start: two segments of
+seed 7 that began 3 hours apart shared 7,309 of 20,000 event ids, which silver would have taken
+for duplicate deliveries and dropped.
+
 A segment's ground truth is its records ``[first, next)`` less every ``not_sent``: the core
 generates them again (``_core.write_truth``), since a simulation is deterministic.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -106,6 +112,15 @@ def rate_to_sessions(sim: dict[str, Any], events_per_s: float, speedup: float) -
     return sim["sessions_per_user_per_day"] * events_per_s / (sim_events_per_s * speedup)
 
 
+def segment_seed(seed: int, segment: int) -> int:
+    """The seed that segment ``segment`` of a stream of ``seed`` simulates with (63 bits, so any
+    JSON reader holds it exactly)."""
+    if segment == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}/{segment}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & (2**63 - 1)
+
+
 def _world(sim: dict[str, Any]) -> dict[str, Any]:
     """A simulation's settings less its start: what decides whether a restart continues it."""
     return {k: v for k, v in sim.items() if k != "start_ms"}
@@ -147,7 +162,7 @@ def run(
         and last.first is not None
         and last.topic == kafka["topic"]
         and last.speedup == speedup
-        and _world(last.sim) == _world(sim)
+        and _world(last.sim) == _world({**sim, "seed": segment_seed(sim["seed"], last.segment)})
         and start_ms is None
         and not (speedup == 1.0 and now - (last.sim_now_ms or 0) > MAX_CATCH_UP_MS)
     )
@@ -161,7 +176,8 @@ def run(
         if start_ms is None:
             # Real time starts now; faster than that needs a past to run through.
             start_ms = now if speedup == 1.0 else (last.sim_now_ms + 1 if last and last.sim_now_ms else now - 86_400_000)
-        seg = Segment((last.segment + 1) if last else 0, {**sim, "start_ms": start_ms - WARM_UP_MS}, speedup, kafka["topic"])
+        n = (last.segment + 1) if last else 0
+        seg = Segment(n, {**sim, "seed": segment_seed(sim["seed"], n), "start_ms": start_ms - WARM_UP_MS}, speedup, kafka["topic"])
         log.append({"kind": "segment", "segment": seg.segment, "sim": seg.sim, "speedup": speedup, "topic": seg.topic})
         opts.update(resume_at=0, send_from_ms=start_ms)
         sim_at = start_ms

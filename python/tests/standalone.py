@@ -262,7 +262,7 @@ def start(stack, home: Path, extra_env: dict[str, str] | None = None, timeout_s:
     sa = prepare(stack, home, extra_env)
     with open(sa.log_path, "wb") as log:
         sa.process = subprocess.Popen(
-            ["airflow", "standalone"], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            ["airflow", "standalone"], env=sa.env, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
         wait_healthy(sa, lambda: sa.process.poll() is not None and f"airflow standalone ({sa.process.returncode})", timeout_s)

@@ -25,14 +25,19 @@ SIM = {"seed": 21, "start_ms": 1_772_323_200_000, "users": 2_000, "songs": 2_000
 DRAIN = {"group_id": "kill-tests", "batch_max_records": 1_000, "batch_max_bytes": 64 << 20, "idle_timeout_s": 60, "commit_interval_ms": 100}
 # Prints only the counts: the whole summary (every file key) could fill the pipe and block the
 # drain at exit while the test waits for it.
+# An optional fourth argument is a wall-clock start: drains started one after another (each
+# import takes ~1 s) begin together, so they really race for the first commit on each partition.
 DRAIN_SCRIPT = (
-    "import json, sys\nfrom spotify_pipeline import _core\ns = _core.drain(*(json.loads(a) for a in sys.argv[1:4]))\n"
+    "import json, sys, time\nfrom spotify_pipeline import _core\n"
+    "time.sleep(max(0.0, float(sys.argv[4]) - time.time())) if len(sys.argv) > 4 else None\n"
+    "s = _core.drain(*(json.loads(a) for a in sys.argv[1:4]))\n"
     "print(json.dumps({k: s[k] for k in ('rows', 'quarantined', 'commits')}))\n"
 )
 
 
-def start_drain(stack, topic, lake_prefix, **options) -> subprocess.Popen:
+def start_drain(stack, topic, lake_prefix, start_at: float | None = None, **options) -> subprocess.Popen:
     args = [json.dumps(stack.kafka(topic)), json.dumps(stack.lake(lake_prefix)), json.dumps({**DRAIN, **options})]
+    args += [] if start_at is None else [str(start_at)]
     return subprocess.Popen([sys.executable, "-c", DRAIN_SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -97,26 +102,35 @@ def test_three_drains_racing_on_one_topic_commit_every_offset_once(stack, topic,
     committed by exactly one of them (the others leave the partition), in both tables; then a
     stage loads the warehouse with every offset once."""
     sim = {**SIM, "faults": {"malformed_rate": 0.01}}
-    produced = [_core.produce(stack.kafka(topic), sim, {"count": 400_000})]
-    procs = [start_drain(stack, topic, lake_prefix, batch_max_records=n, group_id=f"race-{n}") for n in (700, 1_300, 2_900)]
-    summaries = []
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()[-2000:]
-        summaries.append(json.loads(out))
-    # It was a race: more than one drain committed ranges, and some left partitions to others.
-    assert sum(s["rows"] > 0 for s in summaries) >= 2, [s["rows"] for s in summaries]
-    # Whatever the race left, a last drain has nothing more to do, or finishes the job.
-    _core.drain(stack.kafka(topic), stack.lake(lake_prefix), DRAIN)
-    bronze = committed_bronze(stack, lake_prefix, topic)
-    refused = quarantined(stack, lake_prefix, topic)
-    coords = list(zip(bronze.column("kafka_partition").to_pylist(), bronze.column("kafka_offset").to_pylist()))
-    coords += [(r["kafka_partition"], r["kafka_offset"]) for r in refused]
-    assert duplicates(coords) == {}, "an offset is in bronze or quarantine twice"
-    expected = {(p["partition"], o) for s in produced for p in s["partitions"] for o in range(p["first_offset"], p["last_offset"] + 1)}
-    assert set(coords) == expected
-    assert len(refused) == produced[0]["sim"]["malformed"], "every malformed record is quarantined once"
-    assert sum(s["rows"] + s["quarantined"] for s in summaries) <= len(expected), "the drains together committed no offset twice"
+    produced: list[dict] = []
+    raced = []
+    # Who wins a partition is timing: the drain that commits there first. Up to three rounds, each
+    # on 400,000 more records, until one was a race (more than one drain committed ranges, some
+    # left partitions to others); every round must be exactly once whatever the timing was.
+    for round_ in range(3):
+        produced.append(_core.produce(stack.kafka(topic), {**sim, "seed": sim["seed"] + round_}, {"count": 400_000}))
+        start_at = time.time() + 5
+        procs = [start_drain(stack, topic, lake_prefix, start_at, batch_max_records=n, group_id=f"race-{n}") for n in (700, 1_300, 2_900)]
+        summaries = []
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err.decode()[-2000:]
+            summaries.append(json.loads(out))
+        raced.append([s["rows"] for s in summaries])
+        # Whatever the race left, a last drain has nothing more to do, or finishes the job.
+        _core.drain(stack.kafka(topic), stack.lake(lake_prefix), DRAIN)
+        bronze = committed_bronze(stack, lake_prefix, topic)
+        refused = quarantined(stack, lake_prefix, topic)
+        coords = list(zip(bronze.column("kafka_partition").to_pylist(), bronze.column("kafka_offset").to_pylist()))
+        coords += [(r["kafka_partition"], r["kafka_offset"]) for r in refused]
+        assert duplicates(coords) == {}, "an offset is in bronze or quarantine twice"
+        expected = {(p["partition"], o) for s in produced for p in s["partitions"] for o in range(p["first_offset"], p["last_offset"] + 1)}
+        assert set(coords) == expected
+        assert len(refused) == sum(s["sim"]["malformed"] for s in produced), "every malformed record is quarantined once"
+        assert sum(s["rows"] + s["quarantined"] for s in summaries) <= 400_000, "the drains together committed no offset twice"
+        if sum(rows > 0 for rows in raced[-1]) >= 2:
+            break
+    assert sum(rows > 0 for rows in raced[-1]) >= 2, f"no round was a race: rows per drain {raced}"
 
     # The warehouse gets every (partition, offset) once.
     import duckdb

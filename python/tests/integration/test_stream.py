@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reconcile import topic_records
 from spotify_pipeline import _core
-from spotify_pipeline.stream import SegmentLog, truth
+from spotify_pipeline.stream import SegmentLog, segment_seed, truth
 
 # Fast enough to have a few thousand records in flight when killed, small enough that the
 # 30-minute warm-up (generated, not sent) stays near 100 k records.
@@ -78,20 +78,32 @@ def test_stream_survives_sigterm_kill_and_reconfiguration_and_regenerates_exactl
     _wait_for_sent(state, 1_000)
     _stop(p)
     segments = SegmentLog(state).segments()
-    assert [s.segment for s in segments] == [0, 1] and segments[1].sim["seed"] == 7
+    assert [s.segment for s in segments] == [0, 1] and segments[1].sim["seed"] == segment_seed(7, 1) != 7
     assert segments[1].sim["start_ms"] < segments[0].sim_now_ms < segments[1].sim["start_ms"] + 31 * 60_000
+    # 5. Back to the first seed at another rate: a new segment, whose event ids are its own (with
+    # segment 0's seed it would repeat a third of them, which silver would drop as duplicates).
+    p = _start(stack, topic, state, "--rate", str(RATE // 2))
+    _wait_for_sent(state, 1_000)
+    _stop(p)
+    segments = SegmentLog(state).segments()
+    assert [s.segment for s in segments] == [0, 1, 2] and segments[2].sim["seed"] == segment_seed(segments[0].sim["seed"], 2)
 
     # What the topic holds, read independently, against what the log regenerates.
     records = topic_records(stack.bootstrap, topic)
     expected: Counter = Counter()
     truth_kinds: Counter = Counter()
     valid_ids: Counter = Counter()
+    ids_by_segment = []
     for s in segments:
         skip = set(s.not_sent)
         sent = [(k, r) for i, (k, r) in enumerate(_core.simulate(s.sim, s.next)) if i >= s.first and i not in skip]
         expected.update(r for _, r in sent)
         truth_kinds.update(k.split(":")[0] for k, _ in sent)
         valid_ids.update(json.loads(r)["event_id"] for k, r in sent if not k.startswith("malformed"))
+        ids_by_segment.append({json.loads(r)["event_id"] for k, r in sent if not k.startswith("malformed")})
+    for a in range(len(segments)):
+        for b in range(a + 1, len(segments)):
+            assert not ids_by_segment[a] & ids_by_segment[b], f"segments {a} and {b} share event ids"
     got = Counter(value for _, _, _, value in records)
     assert sum(got.values()) == len(records) > 8_000
     # As multisets: each record as many times as the simulation sent it (its duplicate
