@@ -178,6 +178,15 @@ class Soak:
             stdout=self.stream_log, stderr=subprocess.STDOUT,
         )
 
+    def restart_stream(self, rate: float) -> None:
+        """Stops the stream cleanly and starts it at ``rate``: a new segment of the log (another
+        rate is another simulation), which the truth regenerates like any other."""
+        self.stream.send_signal(signal.SIGTERM)
+        assert self.stream.wait(timeout=120) == 0, "the stream did not stop cleanly"
+        self.stream_log.close()
+        self.rate = rate
+        self._start_stream()
+
     def _sample_rss(self) -> None:
         while not self.sampling.wait(5):
             pids = {"stream": self.stream.pid, **{f"airflow {n}": p.pid for n, p in self.airflow.procs.items()}}
