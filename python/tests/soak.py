@@ -16,7 +16,8 @@ every (partition, offset) of the topic exactly once in the lake (bronze or quara
 the independent Delta reader) and in warehouse bronze; silver's event_ids equal the distinct
 valid events that the stream's segment log regenerates; every gold KPI equals an independent
 recompute from bronze; Kafka lag 0; every failed task instance followed by a successful retry
-or a later successful run. RSS of each long-lived process is sampled every 5 s.
+or a later successful run. RSS of each long-lived process is sampled every 5 s, and in a soak of
+20 minutes or more it must stay flat (``_judge_rss``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ AIRFLOW_ENV = {
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
 }
+RSS_JUDGED_FROM_MIN = 20
 STREAM_FAULTS = {"late_rate": 0.02, "max_late_ms": 600_000, "duplicate_rate": 0.01, "malformed_rate": 0.005}
 
 
@@ -273,7 +275,20 @@ class Soak:
         for name, xs in self.rss.items():
             k = max(1, len(xs) // 10)
             self.report.rss_mb[name] = (statistics.median(xs[:k]), statistics.median(xs[-k:]), max(xs))
+        self._judge_rss()
         return self.report
+
+    def _judge_rss(self) -> None:
+        """Long-lived processes stay flat: the last tenth's median RSS within 25 % + 20 MB of the
+        first tenth's. Judged from 20 minutes on: in a shorter soak the first tenth is start-up
+        (a 4-minute soak's first 24 s), when the Airflow components are still importing."""
+        if self.minutes < RSS_JUDGED_FROM_MIN:
+            return
+        grown = {name: (first, last) for name, (first, last, _) in self.report.rss_mb.items()
+                 if not name.startswith("task process") and last > first * 1.25 + 20}
+        self.report.verdicts["RSS of long-lived processes flat"] = (
+            not grown, ", ".join(f"{n} {a:.0f} -> {b:.0f} MB" for n, (a, b) in grown.items()) or
+            f"{len(self.report.rss_mb)} processes, last tenth within 25 % + 20 MB of the first")
 
     def _check_task_instances(self, runs: dict[str, list[dict]]) -> None:
         unanswered = []
