@@ -215,6 +215,7 @@ impl Committer {
         let operation = streaming_update(&self.topic, self.epoch);
 
         // Quarantine: only partitions whose batches refused records.
+        let mut quarantine_committed = Vec::new();
         let mut txns = BTreeMap::new();
         let mut adds = Vec::new();
         for (&p, run) in &group {
@@ -230,6 +231,7 @@ impl Committer {
             let moved = commit_until_done(&mut self.quarantine, adds, txns, &group, |b| &b.quarantine, operation.clone(), info).await?;
             for (p, next) in moved.committed {
                 self.partitions.get_mut(&p).expect("drained").quarantine_txn = Some(next);
+                quarantine_committed.push(p);
             }
             self.commits_done(moved.commits);
             for p in moved.taken {
@@ -250,6 +252,13 @@ impl Committer {
         let done = commit_until_done(&mut self.events, adds, txns, &group, |b| &b.events, operation, info).await?;
         self.commits_done(done.commits);
         for p in done.taken {
+            if quarantine_committed.contains(&p) {
+                // Another drain committed these offsets' events first, with no refused record in
+                // its batches: its quarantine txn had not moved, so ours went in. Those files are
+                // now the quarantine table's (the next drain skips refused records below its txn):
+                // they stay, and count as ours. Only the event files are dropped.
+                self.keep_quarantine(p, &mut group);
+            }
             self.leave(p, &mut group);
         }
         let version = self.events.version();
@@ -272,6 +281,21 @@ impl Committer {
 
     fn commits_done(&mut self, n: u64) {
         self.committed.commits += n;
+    }
+
+    /// Partition `p`'s batches in `group` had their quarantine files committed, not their event
+    /// files: the quarantine files become committed ones, kept out of what `leave` deletes.
+    fn keep_quarantine(&mut self, p: i32, group: &mut BTreeMap<i32, Vec<Uploaded>>) {
+        for b in group.get_mut(&p).into_iter().flatten() {
+            let kept: Vec<String> = b.keys.iter().filter(|k| b.quarantine.iter().any(|a| k.ends_with(&format!("/{}", a.path)))).cloned().collect();
+            b.keys.retain(|k| !kept.contains(k));
+            let c = &mut self.committed;
+            c.quarantined += b.quarantined;
+            for (r, n) in &b.reasons {
+                *c.reasons.entry(r.clone()).or_default() += n;
+            }
+            c.files.extend(kept);
+        }
     }
 
     /// Another drain owns partition `p` from here: stop it, and drop its batches.
@@ -332,4 +356,56 @@ async fn commit_until_done(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::delta::new_add;
+    use crate::lake::{Lake, LakeConfig};
+
+    /// Drain B commits offsets 0-499 of partition 0 with no refused record (its quarantine txn
+    /// stays unset); drain A, which started before, then commits 0-1999: its quarantine files go
+    /// in (the txn is where A left it), its event files do not. A leaves the partition, and the
+    /// quarantine file it committed stays in the lake, counted as A's.
+    #[test]
+    fn a_drain_that_loses_the_events_race_keeps_the_quarantine_file_it_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&LakeConfig { url: format!("file://{}", dir.path().display()), options: Default::default() }).unwrap();
+        let rt = crate::runtime::runtime().unwrap();
+        rt.block_on(async {
+            let (events_spec, quarantine_spec) = (super::super::bronze_spec("t"), super::super::quarantine_spec("t"));
+            let mut b_events = Table::open_or_create(&lake, &events_spec).await.unwrap();
+            let events = Table::open_or_create(&lake, &events_spec).await.unwrap();
+            let quarantine = Table::open_or_create(&lake, &quarantine_spec).await.unwrap();
+            let add = |path: &str| new_add(path.to_string(), 3, &[("date", "2026-12-04".into()), ("hour", "15".into())], serde_json::json!({"numRecords": 1}), true);
+            let txn = BTreeMap::from([(txn_app_id("topic", 0), (None, 500))]);
+            b_events.commit_if_txns(vec![add("date=2026-12-04/hour=15/b.parquet")], &txn, streaming_update("topic", 1), None).await.unwrap().unwrap();
+
+            let (e_key, q_key) = (format!("{}/date=2026-12-04/hour=15/a.parquet", events_spec.path), format!("{}/date=2026-12-04/hour=15/aq.parquet", quarantine_spec.path));
+            lake.put(&e_key, b"abc".to_vec()).await.unwrap();
+            lake.put(&q_key, b"abc".to_vec()).await.unwrap();
+            let start = Start { partitions: BTreeMap::from([(0, (0, None, None))]), quarantine_from: BTreeMap::new() };
+            let (reports, _reports_rx) = mpsc::channel();
+            let committer = Committer::new("topic", events, quarantine, &start, Duration::ZERO, reports);
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tx.send(ToCommitter::Uploaded(Uploaded {
+                partition: 0, seq: 0, from: 0, last: 1999,
+                events: vec![add("date=2026-12-04/hour=15/a.parquet")], quarantine: vec![add("date=2026-12-04/hour=15/aq.parquet")],
+                rows: 1990, quarantined: 10, reasons: BTreeMap::from([("invalid_json".to_string(), 10)]), keys: vec![e_key.clone(), q_key.clone()],
+            })).unwrap();
+            drop(tx);
+            let (committed, error) = committer.run(rx).await;
+            assert!(error.is_none());
+            tokio::time::sleep(Duration::from_millis(300)).await; // discard deletes in the background
+            assert_eq!(committed.taken, vec![0]);
+            assert_eq!((committed.rows, committed.quarantined, committed.files.clone()), (0, 10, vec![q_key.clone()]));
+            let mut q = Table::open(&lake, &quarantine_spec.path).await.unwrap().unwrap();
+            q.refresh().await.unwrap();
+            assert_eq!(q.txn_versions(&[txn_app_id("topic", 0)]).await.unwrap().into_values().collect::<Vec<_>>(), vec![Some(2000)]);
+            assert_eq!(q.active_files().await.unwrap().len(), 1);
+            assert!(lake.get(&q_key).await.is_ok(), "the committed quarantine file was deleted");
+            assert!(lake.get(&e_key).await.is_err(), "the uncommitted event file is deleted");
+        });
+    }
 }
