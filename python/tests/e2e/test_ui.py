@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 # DAG does not exist, dbt is expected to run inside the pipeline DAG.
 PIPELINE_DAG = "spotify_pipeline"
 TRANSFORM_DAG = "spotify_transform"
-CHARTS = ["top_songs", "top_artists", "engagement", "session_duration", "countries", "peak_hours", "devices", "genres", "trending"]
+CHARTS = ["top_songs", "top_artists", "engagement", "session_duration", "countries", "peak_hours", "devices", "genres", "trending", "freshness"]
 UI_RUN = {"events": 60_000, "seed": 20261124, "start": "2026-11-01T00:00:00Z"}
 API_RUN = {"events": 60_000, "seed": 20261125, "start": "2026-11-04T00:00:00Z"}
 UI_JS = Path(__file__).parent / "browser" / "ui.js"
