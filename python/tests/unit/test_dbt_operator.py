@@ -280,3 +280,31 @@ def test_source_freshness_of_the_real_project_warns_and_errors_at_its_set_ages(t
     with pytest.raises(DbtBuildFailed) as err:
         aged(120)
     assert set(err.value.failed) == {"source.spotify.bronze._loads", "source.spotify.bronze.spotify_events"}
+
+
+def test_the_next_build_parses_partially_from_the_kept_parse_file(tiny_project, monkeypatch, tmp_path):
+    """Each build's target/ is temporary; dbt's partial-parse file is kept between builds, so the
+    next one re-parses only what changed (about 2.5 s of a build of the real project)."""
+    import dbt.cli.main
+
+    from spotify_pipeline.operators import dbt as dbt_operator
+
+    project, _ = tiny_project
+    monkeypatch.setattr(dbt_operator, "PARTIAL_PARSE_CACHE", str(tmp_path / "parse-cache"))
+    seen: list[str] = []
+
+    class Watched(dbt.cli.main.dbtRunner):
+        def __init__(self, callbacks=None, **kwargs):
+            super().__init__(callbacks=[*(callbacks or []), lambda e: seen.append(e.info.name)], **kwargs)
+
+    monkeypatch.setattr(dbt.cli.main, "dbtRunner", Watched)
+    _op(project).execute(context={})
+    assert "PartialParsingEnabled" not in seen
+    assert len(list((tmp_path / "parse-cache").glob("*.msgpack"))) == 1
+    seen.clear()
+    _op(project).execute(context={})
+    assert "PartialParsingEnabled" in seen, sorted(set(seen))
+    # a changed project is parsed again where it changed, and still builds
+    model = project / "models" / "marts" / "gold_numbers.sql"
+    model.write_text(model.read_text() + "\n-- changed\n")
+    assert _op(project).execute(context={})["success"]
