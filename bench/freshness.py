@@ -145,6 +145,12 @@ def main() -> int:
         p50, p95, mx, n = con.execute(
             f"select quantile_cont({lat}, 0.5), quantile_cont({lat}, 0.95), max({lat}), count(*) from gold.fct_user_activity where {since}"
         ).fetchone()
+        # Each event's way split at warehouse bronze: its load's loaded_at (bronze._loads, the
+        # warehouse's clock) against its time, and against when gold showed it.
+        to_bronze, to_gold = con.execute(
+            f"select quantile_cont(epoch(l.loaded_at) - epoch(g.event_at), [0.5, 0.95]), "
+            f"quantile_cont(epoch(g.transformed_at) - epoch(l.loaded_at), [0.5, 0.95]) "
+            f"from gold.fct_user_activity g join bronze._loads l using (batch_id) where {since}").fetchone()
         windows = con.execute(
             f"select time_bucket(interval {WINDOW_S} second, event_at) as w, quantile_cont({lat}, 0.5), quantile_cont({lat}, 0.95), count(*) "
             f"from gold.fct_user_activity where {since} group by 1 order by 1").fetchall()
@@ -159,6 +165,8 @@ def main() -> int:
     print(f"\nfreshness over {args.minutes:g} min at {args.rate:g} events/s (a day's mean; {n / (args.minutes * 60 - WARM_UP_S):,.0f}/s at this hour), "
           f"event time -> visible in gold.fct_user_activity, after a {WARM_UP_S} s warm-up ({n:,} events):")
     print(f"  p50 {p50:.1f} s   p95 {p95:.1f} s   max {mx:.1f} s   (target p95 <= 60 s: {'met' if p95 <= 60 else 'NOT met'})")
+    print(f"  of which: event -> warehouse bronze (watcher, ingest run, drain, stage) p50 {to_bronze[0]:.1f} s, p95 {to_bronze[1]:.1f} s; "
+          f"warehouse bronze -> gold (waiting for and running the transform) p50 {to_gold[0]:.1f} s, p95 {to_gold[1]:.1f} s")
     print(f"\nper {WINDOW_S} s of event time (lag does not grow if the last windows are like the first):")
     print("| window (UTC) | events | p50 (s) | p95 (s) |\n|---|---|---|---|")
     for w, a, b, c in windows:

@@ -5,22 +5,24 @@ not on time. The warehouse is the one that stage loaded (the asset event says wh
 ``warehouse`` param of a manual run. Gold models are Assets too (``spotify_gold_<model>``), for
 whatever reads them next.
 
+One task, so that a stream's next build starts as soon as this one ends: the dbt target comes
+from the triggering asset events inside it, and the dashboard's HTML export is a DAG of its own
+(``spotify_dashboard_export``, on the gold Assets).
+
 Variable (optional): ``spotify_dbt_project_dir`` (default: the ``dbt/`` folder next to ``dags/``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 
 from spotify_pipeline.assets import STAGED_BRONZE, dbt_gold_assets
 from spotify_pipeline.hooks.duckdb import DUCKDB_POOL
 from spotify_pipeline.retries import RETRY_DEFAULT_ARGS
-from spotify_pipeline.hooks.lake import LAKE_URL_TEMPLATE
-from spotify_pipeline.operators import DashboardExportOperator, DbtBuildOperator
+from spotify_pipeline.operators import DbtBuildOperator
 
 DBT_PROJECT_DIR = str(Path(__file__).resolve().parent.parent / "dbt")
 
@@ -47,33 +49,14 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
 
-    @task
-    def choose_target(params: dict[str, Any] | None = None, triggering_asset_events: Any = None) -> str:
-        """The dbt target: the param if set, else the warehouse of the latest staged-bronze event."""
-        if params and params.get("warehouse"):
-            return params["warehouse"]
-        latest = None
-        for events in (triggering_asset_events or {}).values():
-            for event in events:
-                if event.extra.get("warehouse") and (latest is None or event.timestamp > latest.timestamp):
-                    latest = event
-        return latest.extra["warehouse"] if latest else "duckdb"
-
     dbt_build = DbtBuildOperator(
         task_id="dbt_build",
         project_dir="{{ var.value.get('spotify_dbt_project_dir', '" + DBT_PROJECT_DIR + "') }}",
-        target=choose_target(),
+        # Empty: the warehouse of the stage that triggered the run (the asset event says which).
+        target="{{ params.warehouse }}",
         full_refresh="{{ params.full_refresh }}",
         exclude="{{ '' if params.unit_tests else 'test_type:unit' }}",
         pool=DUCKDB_POOL,
         # One Asset per model in dbt/models/marts (read from the files, no dbt parse).
         outlets=dbt_gold_assets(DBT_PROJECT_DIR),
     )
-    # One offline HTML file of the dashboard in the lake (dashboards/spotify/latest.html). It
-    # reads the DuckDB gold tables, so it shares the pool with the file's writers.
-    export_dashboard = DashboardExportOperator(
-        task_id="export_dashboard",
-        lake_url=LAKE_URL_TEMPLATE,
-        pool=DUCKDB_POOL,
-    )
-    dbt_build >> export_dashboard

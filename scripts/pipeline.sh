@@ -35,6 +35,11 @@ if ((rc == 0)); then
   airflow dags test spotify_transform >>"$AIRFLOW_HOME/dags-test.log" 2>&1
   rc=$?
 fi
+if ((rc == 0)); then
+  echo "[pipeline] running spotify_dashboard_export (the offline HTML in the lake)" >&2
+  airflow dags test spotify_dashboard_export >>"$AIRFLOW_HOME/dags-test.log" 2>&1
+  rc=$?
+fi
 set -e
 grep -E "(produce|drain|stage|dbt): |Produced|Drained|Loaded|dbt build|ERROR|Error|Traceback" "$AIRFLOW_HOME/dags-test.log" | grep -v "DeprecationWarning" | tail -n 40 >&2 || true
 python scripts/report.py

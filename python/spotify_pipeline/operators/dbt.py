@@ -91,6 +91,18 @@ def _environ(**values: str | None):
                 os.environ[k] = v
 
 
+def target_of_asset_events(triggering_asset_events: Any, default: str = "duckdb") -> str:
+    """The warehouse of the latest triggering asset event that names one (``extra["warehouse"]``,
+    set by the stage), else ``default``. Resolved inside the dbt task rather than by a task of its
+    own before it: a task start is seconds of every record's way to gold."""
+    latest = None
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            if (event.extra or {}).get("warehouse") and (latest is None or event.timestamp > latest.timestamp):
+                latest = event
+    return str(latest.extra["warehouse"]) if latest else default
+
+
 def _release_duckdb() -> None:
     """dbt-duckdb keeps its database open in the process after dbtRunner returns; close it, so the
     file's lock goes with the build (another process, or this one with other settings, can open it)."""
@@ -109,7 +121,9 @@ class DbtBuildOperator(BaseOperator):
 
     :param project_dir: the dbt project folder (templated).
     :param profiles_dir: folder of profiles.yml (templated); default ``project_dir``.
-    :param target: profile target (templated): ``duckdb`` (default) or ``snowflake``.
+    :param target: profile target (templated): ``duckdb`` (default) or ``snowflake``. Empty: the
+        warehouse named by the latest triggering asset event's ``extra["warehouse"]`` (what
+        ``StageToWarehouseOperator`` loaded), else ``duckdb``; see :func:`target_of_asset_events`.
     :param select: ``--select`` (templated; a string of space-separated selectors or a list).
     :param exclude: ``--exclude`` (templated).
     :param vars: ``--vars`` (templated; a dict or a YAML/JSON string).
@@ -162,7 +176,7 @@ class DbtBuildOperator(BaseOperator):
         if command not in COMMANDS:
             raise ValueError(f"command must be one of {', '.join(COMMANDS)}, not {command!r}")
         # A target known only at run time (template, XComArg) may be DuckDB: serialize it too.
-        if "pool" not in kwargs and (not isinstance(target, str) or target == "duckdb" or _is_template(target)):
+        if "pool" not in kwargs and (not isinstance(target, str) or target in ("duckdb", "") or _is_template(target)):
             kwargs["pool"] = DUCKDB_POOL
         if emit_gold_assets and "outlets" not in kwargs and isinstance(project_dir, str) and not _is_template(project_dir):
             kwargs["outlets"] = dbt_gold_assets(project_dir, uri_prefix=asset_uri_prefix, name_prefix=asset_name_prefix)
@@ -245,6 +259,9 @@ class DbtBuildOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from dbt.cli.main import dbtRunner
 
+        if not str(self.target or "").strip():
+            self.target = target_of_asset_events(context.get("triggering_asset_events"))
+            self.log.info("dbt target %s (from the triggering asset events)", self.target)
         duckdb_path = None
         held = nullcontext()
         env: dict[str, str | None] = {}

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowSkipException
 
 from spotify_pipeline import _core
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
@@ -62,7 +63,10 @@ class KafkaDrainOperator(BaseOperator):
 
     ``partitions`` limits it to a set of partitions, so the drain can be mapped:
     ``KafkaDrainOperator.partial(...).expand(partitions=[[0, 3], [1, 4], [2, 5]])`` runs one task
-    per set in parallel (see :func:`partition_sets`).
+    per set in parallel (see :func:`partition_sets`). ``partition_share=[i, n]`` takes the i-th
+    of ``n`` such sets of the topic's partitions, asked of the broker when the task starts:
+    ``.expand(partition_share=[[0, 2], [1, 2]])`` maps the drain with no planning task before it
+    (one task start less on the way of every record; a share with no partition is skipped).
 
     The calling thread only consumes; ``workers`` threads (default: one per core, at most 4)
     parse and encode batches in parallel while tasks upload them; the uploaded batches of every
@@ -84,7 +88,9 @@ class KafkaDrainOperator(BaseOperator):
     Returns a summary XCom: rows, files, quarantined by reason, offset ranges, commits, lag left.
     """
 
-    template_fields: Sequence[str] = ("topic", "lake_url", "group_id", "partitions", "max_records", "max_seconds", "dataset")
+    template_fields: Sequence[str] = (
+        "topic", "lake_url", "group_id", "partitions", "partition_share", "max_records", "max_seconds", "dataset",
+    )
     ui_color = "#E8F5E9"
 
     def __init__(
@@ -98,6 +104,7 @@ class KafkaDrainOperator(BaseOperator):
         raw: bool = False,
         group_id: str = "spotify-pipeline-drain",
         partitions: list[int] | None = None,
+        partition_share: Sequence[int] | None = None,
         batch_max_records: int | None = None,
         batch_max_bytes: int | None = None,
         buffer_max_bytes: int | None = None,
@@ -111,6 +118,8 @@ class KafkaDrainOperator(BaseOperator):
         reset_offsets: bool = False,
         **kwargs: Any,
     ) -> None:
+        if partitions and partition_share:
+            raise ValueError("give partitions or partition_share, not both")
         super().__init__(**kwargs)
         self.lake_url = lake_url
         self.kafka_conn_id = kafka_conn_id
@@ -120,6 +129,7 @@ class KafkaDrainOperator(BaseOperator):
         self.raw = raw
         self.group_id = group_id
         self.partitions = partitions
+        self.partition_share = partition_share
         # None leaves the core's default (README, "KafkaDrainOperator"), so it is written once.
         self.tuning = {
             "batch_max_records": batch_max_records,
@@ -135,12 +145,27 @@ class KafkaDrainOperator(BaseOperator):
         self.allow_data_loss = allow_data_loss
         self.reset_offsets = reset_offsets
 
+    def _share(self, kafka: dict[str, Any]) -> list[int]:
+        """The partitions of ``partition_share`` = [index, count]: that set of :func:`partition_sets`."""
+        index, count = (int(x) for x in self.partition_share)  # type: ignore[union-attr]
+        if not 0 <= index < count:
+            raise ValueError(f"partition_share must be [index, count] with 0 <= index < count, not {self.partition_share!r}")
+        sets = partition_sets(_core.topic_partitions(kafka), count)
+        return sets[index] if index < len(sets) else []
+
     def execute(self, context: Context) -> dict[str, Any]:
         kafka = SpotifyKafkaHook(self.kafka_conn_id).kafka_config(self.topic, self.timeout_s)
         lake = LakeHook(self.lake_url, self.lake_conn_id).lake_config()
+        partitions = [int(p) for p in (self.partitions or [])]
+        if self.partition_share:
+            partitions = self._share(kafka)
+            if not partitions:
+                # More shares than partitions: this one has none (an empty list would mean all).
+                raise AirflowSkipException(f"share {self.partition_share} of {self.topic}'s partitions is empty")
+            self.log.info("Share %s of %s's partitions: %s", self.partition_share, self.topic, partitions)
         options = {
             "group_id": self.group_id,
-            "partitions": [int(p) for p in (self.partitions or [])],
+            "partitions": partitions,
             "dataset": self.dataset,
             "raw": bool(self.raw),
             **{k: v for k, v in self.tuning.items() if v is not None},

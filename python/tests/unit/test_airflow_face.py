@@ -46,8 +46,16 @@ def test_ingest_dag_feeds_the_transform_dag_through_an_asset():
     assert dag.get_task("stage").outlets == [STAGED_BRONZE]
     # Scheduled on the staged-bronze Asset, not on time; dbt shares the DuckDB pool with stage.
     assert list(transform.timetable.asset_condition.objects) == [STAGED_BRONZE]
-    assert [t.task_id for t in transform.topological_sort()] == ["choose_target", "dbt_build", "export_dashboard"]
+    # One task: a stream's next build waits for no other (the target comes from the asset events).
+    assert [t.task_id for t in transform.topological_sort()] == ["dbt_build"]
+    assert transform.get_task("dbt_build").target == "{{ params.warehouse }}"
     assert dag.get_task("stage").pool == transform.get_task("dbt_build").pool == "spotify_duckdb"
+    # The HTML export follows each gold build in a DAG of its own, outside the pool (it waits out writers).
+    export = bag.dags["spotify_dashboard_export"]
+    assert [t.task_id for t in export.topological_sort()] == ["export_dashboard"]
+    (gold,) = export.timetable.asset_condition.objects
+    assert gold in transform.get_task("dbt_build").outlets
+    assert export.get_task("export_dashboard").pool == "default_pool" and export.max_active_runs == 1
     # Every gold table of the contract (what the dashboard reads) is an Asset of the build.
     assert set(GOLD_ASSETS) <= set(transform.get_task("dbt_build").outlets)
 
@@ -75,9 +83,13 @@ def test_continuous_ingest_dag_runs_on_records_waiting_and_feeds_the_transform()
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not [f for f in bag.import_errors if f.endswith("spotify_ingest.py")], bag.import_errors
     dag = bag.dags["spotify_ingest"]
-    assert [t.task_id for t in dag.topological_sort()] == ["plan_drain", "drain", "stage"]
+    # No planning task: each mapped drain takes its share of the partitions when it starts.
+    assert [t.task_id for t in dag.topological_sort()] == ["drain", "stage"]
     assert dag.get_task("stage").outlets == [STAGED_BRONZE] and dag.get_task("stage").pool == "spotify_duckdb"
+    assert dag.get_task("stage").trigger_rule == "none_failed"  # an empty share is skipped
     assert dag.get_task("drain").partial_kwargs["max_seconds"] > 0
+    shares = dag.get_task("drain").expand_input.value["partition_share"]
+    assert shares == [[i, len(shares)] for i in range(len(shares))] and len(shares) >= 2
     # Watched: the asset's watcher fires on records waiting; a cron covers a missing triggerer.
     assert isinstance(dag.timetable, AssetOrTimeSchedule) and dag.timetable.timetable.expression == "*/10 * * * *"
     (asset,) = dag.timetable.asset_condition.objects

@@ -192,6 +192,35 @@ def test_asset_events_carry_each_gold_models_result(tiny_project):
     assert events[evts].extra == {"dbt_model": "gold_events", "built": False}
 
 
+def test_an_empty_target_is_the_warehouse_of_the_latest_triggering_stage(tiny_project):
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from spotify_pipeline.operators.dbt import target_of_asset_events
+
+    def event(hour, extra):
+        return SimpleNamespace(timestamp=datetime(2026, 12, 6, hour, tzinfo=timezone.utc), extra=extra)
+
+    events = {"staged": [event(9, {"warehouse": "snowflake"}), event(11, {"warehouse": "duckdb"}), event(12, {})]}
+    assert target_of_asset_events(events) == "duckdb"  # the latest that names one; the 12:00 event names none
+    assert target_of_asset_events({"staged": [event(9, {"warehouse": "snowflake"})]}) == "snowflake"
+    assert target_of_asset_events(None) == target_of_asset_events({"staged": [event(9, {})]}) == "duckdb"
+    # In the operator: an empty target (the transform DAG's default param) builds on that warehouse.
+    project, _ = tiny_project
+    op = _op(project, target="")
+    assert op.pool == DUCKDB_POOL  # may be DuckDB
+    op.execute(context={"outlet_events": OutletEventAccessors(), "triggering_asset_events": events})
+    assert op.target == "duckdb"
+    # A stage that loaded Snowflake makes it a Snowflake build (the tiny profile has no such target).
+    op = _op(project, target="")
+    with pytest.raises(DbtBuildFailed, match="snowflake"):
+        op.execute(context={"outlet_events": OutletEventAccessors(),
+                            "triggering_asset_events": {"staged": [event(9, {"warehouse": "snowflake"})]}})
+    assert op.target == "snowflake"
+
+
 def test_the_real_projects_gold_models_cover_the_contract():
     contract = (
         "fct_user_activity fct_listening_sessions dim_songs dim_artists dim_users kpi_daily_engagement "
