@@ -19,7 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::{ensure_topic, existing_partitions, ClientErrors, KafkaConfig, KafkaConsumer};
-use crate::produce::{check_compression, producer_config, send, Deliveries};
+use crate::produce::{check_compression, producer_config, send, wait_serving, Deliveries};
 use crate::progress::{ProgressFn, ProgressMeter};
 use crate::simulate::{SimConfig, Simulator};
 use crate::{Error, Result};
@@ -222,7 +222,7 @@ pub fn stream(kafka: &KafkaConfig, sim_cfg: &SimConfig, opts: &StreamOptions, pr
             if ahead <= 0 {
                 break;
             }
-            sender.producer.poll(Duration::from_millis(ahead.min(100) as u64));
+            wait_serving(&sender.producer, Duration::from_millis(ahead as u64));
             meter.tick(sent, bytes, false, progress)?;
         }
         send(&sender.producer, BaseRecord::to(&kafka.topic).key(key.as_str()).payload(&buf))?;
