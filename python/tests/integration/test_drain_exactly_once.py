@@ -159,3 +159,34 @@ def test_drains_bounded_by_records_take_exactly_that_many_and_leave_the_rest_to_
     final = _core.drain(stack.kafka(topic), stack.lake(lake_prefix), DRAIN)
     assert final["rows"] == 20_000 - 9_346 and all(p["lag"] == 0 for p in final["partitions"])
     assert_exactly_once(stack, topic, lake_prefix, produced)
+
+
+def test_drains_mapped_over_partition_shares_take_disjoint_sets_and_an_empty_share_is_skipped(stack, topic, lake_prefix, monkeypatch):
+    """`partition_share=[i, n]` (how spotify_ingest maps its drains with no planning task): each
+    task asks the broker for the topic's partitions and takes the i-th round-robin set. Three
+    shares of a 3-partition topic drain disjoint partitions; a fourth share of four is empty and
+    skipped, since an empty partition list would mean every partition."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from spotify_pipeline.operators.drain import KafkaDrainOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_SHARE", json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": stack.bootstrap}}))
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE_SHARE", json.dumps({
+        "conn_type": "aws", "login": stack.access_key, "password": stack.secret_key, "extra": {"endpoint_url": stack.s3_endpoint},
+    }))
+    produced = [_core.produce(stack.kafka(topic), SIM, {"count": 6_000, "partitions": 3})]
+
+    def share(i, n):
+        return KafkaDrainOperator(task_id=f"drain_{i}", kafka_conn_id="kafka_share", lake_conn_id="lake_share", topic=topic,
+                                  lake_url=stack.lake(lake_prefix)["url"], partition_share=[i, n]).execute(context={})
+
+    summaries = [share(i, 4) for i in range(3)]
+    assert [[p["partition"] for p in s["partitions"]] for s in summaries] == [[0], [1], [2]]
+    with pytest.raises(AirflowSkipException, match="empty"):
+        share(3, 4)
+    assert sum(s["rows"] for s in summaries) == 6_000
+    assert_exactly_once(stack, topic, lake_prefix, produced)
+    with pytest.raises(ValueError, match="index < count"):
+        share(2, 2)
+    with pytest.raises(ValueError, match="not both"):
+        KafkaDrainOperator(task_id="d", topic=topic, lake_url="file:///x", partitions=[0], partition_share=[0, 2])
