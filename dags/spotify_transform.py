@@ -5,6 +5,10 @@ not on time. The warehouse is the one that stage loaded (the asset event says wh
 ``warehouse`` param of a manual run. Gold models are Assets too (``spotify_gold_<model>``), for
 whatever reads them next.
 
+Each build tests what it built; the data tests whose cost grows with the whole history (tag
+``whole_history``) run in the hourly ``spotify_gold_audit``, so a build stays as fast on day
+thirty as on day one.
+
 One task, so that a stream's next build starts as soon as this one ends: the dbt target comes
 from the triggering asset events inside it, and the dashboard's HTML export is a DAG of its own
 (``spotify_dashboard_export``, on the gold Assets).
@@ -45,6 +49,11 @@ with DAG(
                             description="Run dbt's unit tests too. They check the models' SQL on fixed inputs, "
                                         "not the data, so they belong in CI and development (dbt's own advice); "
                                         "off, a build saves ~1 s and each run of the stream is fresher."),
+        "whole_history_tests": Param(False, type="boolean", title="Whole-history tests",
+                                     description="Run the data tests tagged whole_history too (uniqueness of every event_id, "
+                                                 "gold equal to silver, every bronze event accounted for). Their cost grows "
+                                                 "with the tables (see spotify_gold_audit). Off, the hourly "
+                                                 "spotify_gold_audit runs them; a full refresh always does."),
     },
     doc_md=__doc__,
 ) as dag:
@@ -55,7 +64,8 @@ with DAG(
         # Empty: the warehouse of the stage that triggered the run (the asset event says which).
         target="{{ params.warehouse }}",
         full_refresh="{{ params.full_refresh }}",
-        exclude="{{ '' if params.unit_tests else 'test_type:unit' }}",
+        exclude="{{ ('' if params.unit_tests else 'test_type:unit') ~ "
+                "('' if params.whole_history_tests or params.full_refresh else ' tag:whole_history') }}",
         pool=DUCKDB_POOL,
         # One Asset per model in dbt/models/marts (read from the files, no dbt parse).
         outlets=dbt_gold_assets(DBT_PROJECT_DIR),

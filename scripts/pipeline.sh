@@ -32,7 +32,8 @@ airflow dags test spotify_pipeline -c "{\"events\": $EVENTS, \"seed\": $SEED, \"
 rc=$?
 if ((rc == 0)); then
   echo "[pipeline] running spotify_transform (dbt) on the staged bronze" >&2
-  airflow dags test spotify_transform >>"$AIRFLOW_HOME/dags-test.log" 2>&1
+  # A one-shot run: every data test now, the hourly audit's whole-history ones too.
+  airflow dags test spotify_transform -c '{"whole_history_tests": true}' >>"$AIRFLOW_HOME/dags-test.log" 2>&1
   rc=$?
 fi
 if ((rc == 0)); then

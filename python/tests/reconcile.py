@@ -90,9 +90,11 @@ def _table(stack: Stack, prefix: str, dataset: str, quarantine: bool) -> tuple[S
     return S3Store(stack.s3(), stack.bucket, prefix), f"bronze/{dataset}{'_quarantine' if quarantine else ''}"
 
 
-def committed_bronze(stack: Stack, prefix: str, topic: str, dataset: str = "spotify_events") -> pa.Table:
-    """Every row of every active file of the bronze table for `topic`, with its file key."""
-    return where(read_table(*_table(stack, prefix, dataset, False)), "kafka_topic", topic)
+def committed_bronze(stack: Stack, prefix: str, topic: str, dataset: str = "spotify_events",
+                     exclude: tuple[str, ...] = ()) -> pa.Table:
+    """Every row of every active file of the bronze table for `topic`, with its file key
+    (without the `exclude` columns)."""
+    return where(read_table(*_table(stack, prefix, dataset, False), exclude=exclude), "kafka_topic", topic)
 
 
 def quarantined(stack: Stack, prefix: str, topic: str, dataset: str = "spotify_events") -> list[dict[str, Any]]:

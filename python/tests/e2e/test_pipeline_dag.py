@@ -48,7 +48,9 @@ def airflow_env(stack, tmp_path, lake_prefix) -> dict[str, str]:
 
 def run_dag(env: dict[str, str], conf: dict) -> dict:
     """Runs the ingest DAG, then the transform DAG its Asset schedules (no scheduler here)."""
-    r = airflow(env, f"airflow dags test spotify_pipeline -c '{json.dumps(conf)}' && airflow dags test spotify_transform")
+    r = airflow(env, f"airflow dags test spotify_pipeline -c '{json.dumps(conf)}' "
+               # Every data test, the hourly audit's whole-history ones too.
+               """ && airflow dags test spotify_transform -c '{"whole_history_tests": true}'""")
     log = r.stdout + r.stderr
     (Path(env["SPOTIFY_DATA_DIR"]) / "dags-test.log").write_text(log)
     assert r.returncode == 0, log[-5000:]

@@ -228,6 +228,19 @@ def test_dbt_project_on_the_real_stack(stack, topic, lake_prefix, tmp_path, monk
     for t in GOLD_TABLES + SILVER_INCREMENTAL:
         assert _same_rows(_gold_rows(db_full, t), before[t]), f"{t}: incremental differs from full refresh"
 
+    # ---- the hourly audit's whole-history tests (spotify_gold_audit) run alone and catch what a
+    # stream's build leaves out: an event twice in gold ----
+    from spotify_pipeline.operators.dbt import DbtBuildFailed
+
+    audit = build("duckdb_dbt_full", select="tag:whole_history")
+    assert audit["counts"] == {"pass": 6} and {n["resource_type"] for n in audit["nodes"]} == {"test"}
+    with duckdb.connect(str(db_full)) as con:
+        con.execute("insert into gold.fct_user_activity select * from gold.fct_user_activity limit 1")
+    with pytest.raises(DbtBuildFailed, match="unique_fct_user_activity_event_id"):
+        build("duckdb_dbt_full", select="tag:whole_history")
+    with duckdb.connect(str(db_full)) as con:
+        con.execute("create or replace table gold.fct_user_activity as select distinct * from gold.fct_user_activity")
+
     # ---- the checker is not a rubber stamp: a corrupted gold row fails it ----
     with duckdb.connect(str(db_full)) as con:
         con.execute("update gold.kpi_top_songs set plays = plays + 1 where play_rank = 3")

@@ -56,6 +56,20 @@ def test_ingest_dag_feeds_the_transform_dag_through_an_asset():
     (gold,) = export.timetable.asset_condition.objects
     assert gold in transform.get_task("dbt_build").outlets
     assert export.get_task("export_dashboard").pool == "default_pool" and export.max_active_runs == 1
+    # A stream's build leaves the whole-history tests to the hourly audit; a full refresh runs them.
+    import jinja2
+
+    def excluded(**params):
+        p = {"unit_tests": False, "whole_history_tests": False, "full_refresh": False, **params}
+        return jinja2.Template(transform.get_task("dbt_build").exclude).render(params=p).split()
+
+    assert excluded() == ["test_type:unit", "tag:whole_history"]
+    assert excluded(full_refresh=True) == excluded(whole_history_tests=True) == ["test_type:unit"]
+    assert excluded(unit_tests=True, whole_history_tests=True) == []
+    audit = bag.dags["spotify_gold_audit"]
+    assert (audit.timetable.expression, audit.max_active_runs) == ("0 * * * *", 1)
+    (tests,) = audit.tasks
+    assert tests.select == "tag:whole_history" and tests.pool == "spotify_duckdb" and not tests.outlets
     # Every gold table of the contract (what the dashboard reads) is an Asset of the build.
     assert set(GOLD_ASSETS) <= set(transform.get_task("dbt_build").outlets)
 
