@@ -60,7 +60,10 @@ validated as (
 
     select
         *,
-        {{ event_rejection_reason() }} as rejection_reason
+        {{ event_rejection_reason() }} as rejection_reason,
+        -- When this build ranked the row: int_sessions rebuilds the sessions of rows ranked since
+        -- its own last build (builds of one warehouse run one at a time, on its clock).
+        {{ to_utc_timestamp(dbt.current_timestamp()) }} as ranked_at
     from ranked
 
 )

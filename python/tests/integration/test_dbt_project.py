@@ -36,10 +36,11 @@ GOLD_TABLES = (
     "kpi_device_by_region kpi_rejected_events kpi_pipeline_reconciliation kpi_pipeline_freshness"
 ).split()
 # Incremental tables outside gold, compared like gold: incremental runs must equal a full refresh.
-SILVER_INCREMENTAL = ["silver.int_event_deliveries__ranked_validated"]
+SILVER_INCREMENTAL = ["silver.int_event_deliveries__ranked_validated", "silver.int_sessions"]
 # when each build ran, not what it computed
 VOLATILE = {"dim_users": ["version_valid_from"], "fct_user_activity": ["transformed_at"],
-            "kpi_pipeline_freshness": ["measured_at", "lag_s"]}
+            "kpi_pipeline_freshness": ["measured_at", "lag_s"],
+            "silver.int_event_deliveries__ranked_validated": ["ranked_at"], "silver.int_sessions": ["built_at"]}
 
 
 def _rfc3339(dt: datetime) -> str:
