@@ -22,9 +22,10 @@ more of steady stream.
 With ``--backlog-events N`` the outage lasts until N events wait: the stream is restarted at
 ``--backlog-rate`` when the scheduler is killed (a new segment of its log) and back at ``--rate``
 once the topic grew by N, then the scheduler starts. At 2,000 events/s a 10 M backlog would take
-83 minutes of outage; the simulator's 500 users top out near 11,000 events/s in real time
-(measured: asked for 30,000 or 60,000, it sent ~11,000), so the burst makes it about 15 (issue 14's
-catch-up: 10 M in gold, freshness back under 60 s, within 10 minutes).
+83 minutes of outage; asked for 30,000 events/s, the simulator's 500 users in real time sent
+11,000/s at their busiest hour and 4,200-5,400/s at night (the day's curve), so a 10 M backlog
+took 31 and 39 minutes to build in the two runs the README reports (issue 14's catch-up: 10 M in
+gold, freshness back under 60 s, within 10 minutes).
 
     .venv/bin/python bench/freshness.py --minutes 12 --backlog-events 10000000
 
