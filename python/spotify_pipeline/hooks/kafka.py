@@ -7,20 +7,13 @@ settings go in the same dict and reach librdkafka unchanged.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from airflow.sdk import BaseHook
 
+from spotify_pipeline.topic import DEFAULT_TOPIC, INGEST_TOPIC_ENV, ingest_topic
 
-# The topic the continuous pipeline ingests (spotify_ingest, the dashboard's freshness panel):
-# the environment's SPOTIFY_INGEST_TOPIC, else the simulator's default topic.
-INGEST_TOPIC_ENV = "SPOTIFY_INGEST_TOPIC"
-DEFAULT_TOPIC = "spotify_events"
-
-
-def ingest_topic() -> str:
-    return os.environ.get(INGEST_TOPIC_ENV, DEFAULT_TOPIC)
+__all__ = ["DEFAULT_TOPIC", "INGEST_TOPIC_ENV", "SpotifyKafkaHook", "ingest_topic"]
 
 
 class SpotifyKafkaHook(BaseHook):

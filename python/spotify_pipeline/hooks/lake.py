@@ -27,6 +27,24 @@ def configured_lake_url() -> str:
     return str(Variable.get(LAKE_URL_VARIABLE, default=DEFAULT_LAKE_URL))
 
 
+def s3_options(
+    access_key_id: str | None, secret_access_key: str | None, endpoint: str | None, region: str | None
+) -> dict[str, str]:
+    """object_store's options for an ``s3://`` lake (the hook's connection, or the command
+    line's ``AWS_*`` environment)."""
+    options: dict[str, str] = {}
+    if access_key_id:
+        options["aws_access_key_id"] = access_key_id
+    if secret_access_key:
+        options["aws_secret_access_key"] = secret_access_key
+    if endpoint:
+        options["aws_endpoint"] = endpoint
+        if str(endpoint).startswith("http://"):
+            options["aws_allow_http"] = "true"
+    options["aws_region"] = region or "us-east-1"
+    return options
+
+
 class LakeHook(BaseHook):
     conn_name_attr = "lake_conn_id"
     default_conn_name = "aws_default"
@@ -40,18 +58,9 @@ class LakeHook(BaseHook):
     def lake_config(self) -> dict[str, Any]:
         if not self.lake_url.startswith("s3://"):
             return {"url": self.lake_url, "options": {}}
-        options: dict[str, str] = {}
-        if self.lake_conn_id:
-            conn = self.get_connection(self.lake_conn_id)
-            extra = conn.extra_dejson
-            if conn.login:
-                options["aws_access_key_id"] = conn.login
-            if conn.password:
-                options["aws_secret_access_key"] = conn.password
-            endpoint = extra.get("endpoint_url") or extra.get("host")
-            if endpoint:
-                options["aws_endpoint"] = endpoint
-                if str(endpoint).startswith("http://"):
-                    options["aws_allow_http"] = "true"
-            options["aws_region"] = extra.get("region_name") or "us-east-1"
+        if not self.lake_conn_id:
+            return {"url": self.lake_url, "options": {}}
+        conn = self.get_connection(self.lake_conn_id)
+        extra = conn.extra_dejson
+        options = s3_options(conn.login, conn.password, extra.get("endpoint_url") or extra.get("host"), extra.get("region_name"))
         return {"url": self.lake_url, "options": options}

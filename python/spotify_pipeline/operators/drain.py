@@ -14,6 +14,10 @@ from spotify_pipeline.hooks.lake import LakeHook
 from spotify_pipeline.progress import log_progress
 
 MAX_FILES_IN_XCOM = 50
+# The consumer group the drain names itself by (offsets live in the Delta txns, not the group).
+DEFAULT_GROUP_ID = "spotify-pipeline-drain"
+# With no record for this long, a partition counts as drained up to its high watermark.
+DEFAULT_IDLE_TIMEOUT_S = 60
 
 
 def partition_sets(partitions: list[int], n: int) -> list[list[int]]:
@@ -27,6 +31,33 @@ def partition_sets(partitions: list[int], n: int) -> list[list[int]]:
 def topic_partition_sets(topic: str, n: int, kafka_conn_id: str = SpotifyKafkaHook.default_conn_name) -> list[list[int]]:
     """The partitions of ``topic`` (asked of the broker) in at most ``n`` sets (:func:`partition_sets`)."""
     return partition_sets(_core.topic_partitions(SpotifyKafkaHook(kafka_conn_id).kafka_config(topic)), int(n))
+
+
+def share_partitions(kafka: dict[str, Any], share: Sequence[int]) -> list[int]:
+    """The partitions of ``share`` = [index, count]: that set of :func:`partition_sets` of the
+    topic's partitions, asked of the broker now (empty when there are fewer partitions than shares)."""
+    index, count = (int(x) for x in share)
+    if not 0 <= index < count:
+        raise ValueError(f"partition_share must be [index, count] with 0 <= index < count, not {list(share)!r}")
+    sets = partition_sets(_core.topic_partitions(kafka), count)
+    return sets[index] if index < len(sets) else []
+
+
+def drain_topic(kafka: dict[str, Any], lake: dict[str, Any], options: dict[str, Any], log: Any, progress: Any) -> dict[str, Any]:
+    """Runs the core's drain and logs what it did: what the operator and ``spotify-pipeline drain`` share."""
+    log.info("Draining %s into %s", kafka["topic"], lake["url"])
+    summary = _core.drain(kafka, lake, options, progress)
+    for w in summary["warnings"]:
+        log.warning("%s", w)
+    log.info(
+        "Drained %s rows in %d batches, %d Delta commits (%.1f/s); quarantined %s %s",
+        f"{summary['rows']:,}", len(summary["batches"]), summary["commits"], summary["commits_per_s"],
+        f"{summary['quarantined']:,}", summary["quarantined_by_reason"],
+    )
+    left = [p["partition"] for p in summary["partitions"] if p["left_to_other_drain"]]
+    if left:
+        log.info("Partitions %s were being drained by another run, which committed first: left to it", left)
+    return dict(summary)
 
 
 def merge_drain_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -102,7 +133,7 @@ class KafkaDrainOperator(BaseOperator):
         topic: str = "spotify_events",
         dataset: str = "spotify_events",
         raw: bool = False,
-        group_id: str = "spotify-pipeline-drain",
+        group_id: str = DEFAULT_GROUP_ID,
         partitions: list[int] | None = None,
         partition_share: Sequence[int] | None = None,
         batch_max_records: int | None = None,
@@ -112,7 +143,7 @@ class KafkaDrainOperator(BaseOperator):
         commit_interval_ms: int | None = None,
         max_records: int | None = None,
         max_seconds: float | None = None,
-        idle_timeout_s: int = 60,
+        idle_timeout_s: int = DEFAULT_IDLE_TIMEOUT_S,
         timeout_s: int = 30,
         allow_data_loss: bool = False,
         reset_offsets: bool = False,
@@ -145,20 +176,12 @@ class KafkaDrainOperator(BaseOperator):
         self.allow_data_loss = allow_data_loss
         self.reset_offsets = reset_offsets
 
-    def _share(self, kafka: dict[str, Any]) -> list[int]:
-        """The partitions of ``partition_share`` = [index, count]: that set of :func:`partition_sets`."""
-        index, count = (int(x) for x in self.partition_share)  # type: ignore[union-attr]
-        if not 0 <= index < count:
-            raise ValueError(f"partition_share must be [index, count] with 0 <= index < count, not {self.partition_share!r}")
-        sets = partition_sets(_core.topic_partitions(kafka), count)
-        return sets[index] if index < len(sets) else []
-
     def execute(self, context: Context) -> dict[str, Any]:
         kafka = SpotifyKafkaHook(self.kafka_conn_id).kafka_config(self.topic, self.timeout_s)
         lake = LakeHook(self.lake_url, self.lake_conn_id).lake_config()
         partitions = [int(p) for p in (self.partitions or [])]
         if self.partition_share:
-            partitions = self._share(kafka)
+            partitions = share_partitions(kafka, self.partition_share)
             if not partitions:
                 # More shares than partitions: this one has none (an empty list would mean all).
                 raise AirflowSkipException(f"share {self.partition_share} of {self.topic}'s partitions is empty")
@@ -175,18 +198,7 @@ class KafkaDrainOperator(BaseOperator):
             "allow_data_loss": bool(self.allow_data_loss),
             "reset_offsets": bool(self.reset_offsets),
         }
-        self.log.info("Draining %s into %s", self.topic, self.lake_url)
-        summary = _core.drain(kafka, lake, options, log_progress(self.log))
-        for w in summary["warnings"]:
-            self.log.warning("%s", w)
-        self.log.info(
-            "Drained %s rows in %d batches, %d Delta commits (%.1f/s); quarantined %s %s",
-            f"{summary['rows']:,}", len(summary["batches"]), summary["commits"], summary["commits_per_s"],
-            f"{summary['quarantined']:,}", summary["quarantined_by_reason"],
-        )
-        left = [p["partition"] for p in summary["partitions"] if p["left_to_other_drain"]]
-        if left:
-            self.log.info("Partitions %s were being drained by another run, which committed first: left to it", left)
+        summary = drain_topic(kafka, lake, options, self.log, log_progress(self.log))
         files = summary.pop("files")
         summary["files_total"] = len(files)
         summary["files"] = files[:MAX_FILES_IN_XCOM]

@@ -18,6 +18,12 @@ from spotify_pipeline.hooks.lake import LakeHook
 from spotify_pipeline.progress import log_progress
 
 MIB = 1 << 20
+# Files of about this size after OPTIMIZE (a closed hour of 10 M events packs into 3 of them).
+DEFAULT_TARGET_FILE_BYTES = 128 * MIB
+# An hour is compacted once it ended this long ago: a drain lagging by less still adds to it.
+DEFAULT_CLOSED_AFTER_S = 600
+# VACUUM keeps removed files a week, Delta's default (deltaTable.deletedFileRetentionDuration).
+DEFAULT_RETENTION_HOURS = 168
 
 
 def _int(value: Any, name: str) -> int:
@@ -73,8 +79,8 @@ class LakeCompactOperator(BaseOperator):
         lake_url: str,
         lake_conn_id: str | None = LakeHook.default_conn_name,
         dataset: str = "spotify_events",
-        target_file_bytes: int = 128 * MIB,
-        closed_after_s: int = 600,
+        target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES,
+        closed_after_s: int = DEFAULT_CLOSED_AFTER_S,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,24 +97,7 @@ class LakeCompactOperator(BaseOperator):
             "target_file_bytes": _int(self.target_file_bytes, "target_file_bytes"),
             "closed_after_s": _int(self.closed_after_s, "closed_after_s"),
         }
-        self.log.info(
-            "Compacting the closed hours of %s/bronze/%s into files of %.0f MB",
-            self.lake_url, self.dataset, options["target_file_bytes"] / 1e6,
-        )
-        tables = _core.compact(lake, options, log_progress(self.log))
-        for t in tables:
-            for w in t["warnings"]:
-                self.log.warning("%s", w)
-            self.log.info(
-                "%s: %d hour partitions compacted, %d files -> %d (%.1f MB -> %.1f MB, %s rows) in %.1fs",
-                t["table"], t["partitions_compacted"], t["files_removed"], t["files_added"],
-                t["bytes_removed"] / 1e6, t["bytes_added"] / 1e6, f"{t['rows']:,}", t["elapsed_s"],
-            )
-        return {
-            "tables": tables,
-            **{k: sum(t[k] for t in tables) for k in ("files_removed", "files_added", "bytes_removed", "bytes_added")},
-            "elapsed_s": sum(t["elapsed_s"] for t in tables),
-        }
+        return compact_lake(lake, options, self.log, log_progress(self.log))
 
 
 class LakeVacuumOperator(BaseOperator):
@@ -140,7 +129,7 @@ class LakeVacuumOperator(BaseOperator):
         lake_url: str,
         lake_conn_id: str | None = LakeHook.default_conn_name,
         dataset: str = "spotify_events",
-        retention_hours: int = 168,
+        retention_hours: int = DEFAULT_RETENTION_HOURS,
         dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -158,14 +147,43 @@ class LakeVacuumOperator(BaseOperator):
             "retention_hours": _int(self.retention_hours, "retention_hours"),
             "dry_run": _bool(self.dry_run, "dry_run"),
         }
-        self.log.info(
-            "Vacuuming %s/bronze/%s: files removed or unreferenced for over %d h%s",
-            self.lake_url, self.dataset, options["retention_hours"], " (dry run)" if options["dry_run"] else "",
+        return vacuum_lake(lake, options, self.log)
+
+
+def compact_lake(lake: dict[str, Any], options: dict[str, Any], log: Any, progress: Any) -> dict[str, Any]:
+    """OPTIMIZE (``_core.compact``) with its log lines and totals: what the operator and
+    ``spotify-pipeline maintain compact`` share."""
+    log.info(
+        "Compacting the closed hours of %s/bronze/%s into files of %.0f MB",
+        lake["url"], options["dataset"], options["target_file_bytes"] / 1e6,
+    )
+    tables = _core.compact(lake, options, progress)
+    for t in tables:
+        for w in t["warnings"]:
+            log.warning("%s", w)
+        log.info(
+            "%s: %d hour partitions compacted, %d files -> %d (%.1f MB -> %.1f MB, %s rows) in %.1fs",
+            t["table"], t["partitions_compacted"], t["files_removed"], t["files_added"],
+            t["bytes_removed"] / 1e6, t["bytes_added"] / 1e6, f"{t['rows']:,}", t["elapsed_s"],
         )
-        tables = _core.vacuum(lake, options)
-        for t in tables:
-            self.log.info(
-                "%s: %s %d files in %.1fs%s", t["table"], "would delete" if t["dry_run"] else "deleted",
-                t["files_deleted"], t["elapsed_s"], f", e.g. {t['deleted'][:3]}" if t["deleted"] else "",
-            )
-        return {"tables": tables, "files_deleted": sum(t["files_deleted"] for t in tables)}
+    return {
+        "tables": tables,
+        **{k: sum(t[k] for t in tables) for k in ("files_removed", "files_added", "bytes_removed", "bytes_added")},
+        "elapsed_s": sum(t["elapsed_s"] for t in tables),
+    }
+
+
+def vacuum_lake(lake: dict[str, Any], options: dict[str, Any], log: Any) -> dict[str, Any]:
+    """VACUUM (``_core.vacuum``) with its log lines and total: what the operator and
+    ``spotify-pipeline maintain vacuum`` share."""
+    log.info(
+        "Vacuuming %s/bronze/%s: files removed or unreferenced for over %d h%s",
+        lake["url"], options["dataset"], options["retention_hours"], " (dry run)" if options["dry_run"] else "",
+    )
+    tables = _core.vacuum(lake, options)
+    for t in tables:
+        log.info(
+            "%s: %s %d files in %.1fs%s", t["table"], "would delete" if t["dry_run"] else "deleted",
+            t["files_deleted"], t["elapsed_s"], f", e.g. {t['deleted'][:3]}" if t["deleted"] else "",
+        )
+    return {"tables": tables, "files_deleted": sum(t["files_deleted"] for t in tables)}

@@ -103,4 +103,4 @@ def test_command_line_producer(stack, topic):
         [sys.executable, "-m", "spotify_pipeline.cli", "produce", "--bootstrap", "127.0.0.1:1", "--timeout-s", "3", "--events", "5"],
         capture_output=True, text=True, timeout=60,
     )
-    assert bad.returncode == 1 and "Kafka is unreachable" in bad.stderr
+    assert bad.returncode == 3 and "Kafka is unreachable" in bad.stderr  # 3: a service unreachable

@@ -137,10 +137,11 @@ def test_two_loaders_of_one_range_record_it_once(stack, topic, lake_prefix, snow
     _core.produce(kafka, SIM, {"count": 1_000})
     drained = _core.drain(kafka, lake, DRAIN)
     op = StageToWarehouseOperator(task_id="stage", lake_url=lake["url"], lake_conn_id="lake_sf", warehouse_conn_id="snowflake_fake")
-    [chunk] = op._chunks(_core.pending_versions(lake, "spotify_events", -1, -1), {"events": -1, "quarantine": -1}) or [None]
+    stager = op.stager(lake)
+    [chunk] = stager.chunks(_core.pending_versions(lake, "spotify_events", -1, -1), {"events": -1, "quarantine": -1}) or [None]
 
     def prepared() -> dict:
-        return op._prepare(lake, json.loads(json.dumps(chunk)), str(tmp_path / uuid.uuid4().hex), lambda *_: None, True)
+        return stager.prepare(lake, json.loads(json.dumps(chunk)), str(tmp_path / uuid.uuid4().hex), lambda *_: None, True)
 
     with snowflake.connect() as a, snowflake.connect() as b:
         snowflake.ensure_tables(a)
