@@ -3,10 +3,13 @@
 Configs, options and summaries cross the boundary as plain dicts (serde on the Rust side); the
 TypedDicts below name their keys, as the core's structs define them. Option sets are
 ``total=False``: every key has a default in the core.
+
+The TypedDicts exist for type checkers only: import them under ``TYPE_CHECKING``, or name them in
+annotations (``_core.LakeConfig``), never at run time.
 """
 
 from collections.abc import Callable
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
 __version__: str
 
@@ -19,14 +22,14 @@ class DataError(SpotifyPipelineError): ...
 
 # ---- configs ---------------------------------------------------------------------------------
 
-class KafkaConfig(TypedDict, total=False):
+class KafkaConfig(TypedDict):
     client: dict[str, str]  # librdkafka properties; bootstrap.servers at least
     topic: str
-    timeout_s: int
+    timeout_s: NotRequired[int]
 
-class LakeConfig(TypedDict, total=False):
+class LakeConfig(TypedDict):
     url: str  # s3://bucket/prefix, file:///dir, or a local path
-    options: dict[str, str]  # object_store options (aws_endpoint, aws_access_key_id, ...)
+    options: NotRequired[dict[str, str]]  # object_store options (aws_endpoint, aws_access_key_id, ...)
 
 class Faults(TypedDict, total=False):
     late_rate: float
@@ -56,7 +59,7 @@ class Progress(TypedDict):
     rate_per_s: float
     eta_s: float | None
 
-ProgressCallback = Callable[[Progress], None]
+ProgressCallback: TypeAlias = Callable[[Progress], None]
 
 # ---- simulate and produce --------------------------------------------------------------------
 
@@ -70,6 +73,9 @@ class SimStats(TypedDict):
     first_event_ms: int | None
     last_event_ms: int | None
 
+# What the core's check_compression accepts, for produce and stream alike.
+Compression: TypeAlias = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+
 class ProduceOptions(TypedDict, total=False):
     count: int | None
     duration_s: float | None
@@ -78,7 +84,7 @@ class ProduceOptions(TypedDict, total=False):
     create_topic: bool
     partitions: int
     replication: int
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"]
+    compression: Compression
 
 class PartitionRange(TypedDict):
     partition: int
@@ -155,7 +161,7 @@ class StreamOptions(TypedDict, total=False):
     create_topic: bool
     partitions: int
     replication: int
-    compression: str
+    compression: Compression
 
 class PartitionOffset(TypedDict):
     partition: int
@@ -272,6 +278,9 @@ def freshness(kafka: KafkaConfig, lake: LakeConfig, dataset: str = "spotify_even
 
 # ---- stage -----------------------------------------------------------------------------------
 
+# A dataset's two bronze tables, by the core's names for them.
+LakeTable: TypeAlias = Literal["events", "quarantine"]
+
 class DataFile(TypedDict):
     key: str  # <table>/<path in the table>
     rows: int
@@ -307,7 +316,7 @@ def pending_versions(lake: LakeConfig, dataset: str, after_events: int, after_qu
     """The tables' versions now, and every version after the given ones."""
 def prepare_files(
     lake: LakeConfig,
-    table: Literal["events", "quarantine"],
+    table: LakeTable,
     files: list[DataFile] | list[dict[str, Any]],
     out_dir: str,
     progress: ProgressCallback | None = None,
@@ -318,7 +327,7 @@ def prepare_files(
     ``source_file`` column."""
 def fetch_reference(lake: LakeConfig, name: str, out_dir: str) -> list[tuple[str, str]]:
     """``(key, local path)`` of each file of reference table ``name``."""
-def load_columns(table: Literal["events", "quarantine"] = "events") -> list[tuple[str, str, bool]]:
+def load_columns(table: LakeTable = "events") -> list[tuple[str, str, bool]]:
     """Columns of a warehouse load table: (name, type, nullable)."""
 def reject_reasons() -> list[str]:
     """Every reason a record can be refused for: the quarantine's ``reason`` values."""

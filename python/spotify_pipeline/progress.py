@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spotify_pipeline._core import Progress, ProgressCallback
 
 
-def format_progress(p: dict[str, Any]) -> str:
+def format_progress(p: Progress) -> str:
     done, total = p["done"], p.get("total")
     rate = p.get("rate_per_s") or 0.0
     head = f"{p['stage']}: {done:,}"
@@ -21,10 +23,10 @@ def format_progress(p: dict[str, Any]) -> str:
     return line
 
 
-def log_progress(log: logging.Logger | Any) -> Callable[[dict[str, Any]], None]:
+def log_progress(log: logging.Logger | Any) -> ProgressCallback:
     """A progress callback that writes one line per report to ``log``."""
 
-    def report(p: dict[str, Any]) -> None:
+    def report(p: Progress) -> None:
         log.info("%s", format_progress(p))
 
     return report

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 from spotify_pipeline import _core
 from spotify_pipeline.hooks.bronze_tables import LAKE_TABLES
 from spotify_pipeline.hooks.warehouse import Warehouse
+
+_log = logging.getLogger(__name__)
 
 # The catalog's Delta tables in the lake's reference/ (the producer publishes them).
 REFERENCE_TABLES = ("songs", "artists", "users", "subscriptions")
@@ -31,13 +32,13 @@ class LakeStager:
     versions, each with its ledger rows in one transaction (a re-run is a no-op). With
     ``load_reference`` it also replaces the reference tables from the lake's reference/."""
 
-    lake: dict[str, Any]
+    lake: _core.LakeConfig
     dataset: str = "spotify_events"
     load_reference: bool = True
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     chunk_versions: int = DEFAULT_CHUNK_VERSIONS
-    log: logging.Logger | Any = logging.getLogger(__name__)
-    progress: Callable[[dict[str, Any]], None] = lambda _p: None
+    log: logging.Logger | Any = _log
+    progress: _core.ProgressCallback = lambda _p: None
 
     def run(self, warehouse: Warehouse, con: Any) -> dict[str, Any]:
         """Loads every pending version into ``warehouse`` over ``con``; returns the summary."""
@@ -46,8 +47,9 @@ class LakeStager:
         loaded = warehouse.loaded_versions(con)
         after = {t: loaded.get(t, -1) for t in LAKE_TABLES}
         pending = _core.pending_versions(lake, self.dataset, after["events"], after["quarantine"])
+        latest = {"events": pending["events_version"], "quarantine": pending["quarantine_version"]}
         summary: dict[str, Any] = {
-            "versions": {t: [after[t] + 1, pending[f"{t}_version"]] for t in LAKE_TABLES if pending[f"{t}_version"] > after[t]},
+            "versions": {t: [after[t] + 1, latest[t]] for t in LAKE_TABLES if latest[t] > after[t]},
             "batches": 0, "rows": 0, "quarantined": 0, "files": 0, "loads": 0, "lost_to_retention": 0,
             "table": warehouse.bronze_table, "warehouse": warehouse.kind,
         }
@@ -62,7 +64,7 @@ class LakeStager:
         progress = self.progress
         with tempfile.TemporaryDirectory(prefix="spotify-stage-") as tmp, ThreadPoolExecutor(1, "stage-fetch") as fetcher:
 
-            def prepare(chunk: dict[str, dict[str, Any]]):
+            def prepare(chunk: dict[_core.LakeTable, dict[str, Any]]) -> Future[dict[_core.LakeTable, dict[str, Any]]]:
                 return fetcher.submit(self.prepare, lake, chunk, tmp, progress, warehouse.needs_source_file_column)
 
             upcoming = prepare(chunks[0])
@@ -89,7 +91,10 @@ class LakeStager:
         return summary
 
     @staticmethod
-    def prepare(lake: dict[str, Any], chunk: dict[str, dict[str, Any]], tmp: str, progress, source_file_column: bool) -> dict[str, dict[str, Any]]:
+    def prepare(
+        lake: _core.LakeConfig, chunk: dict[_core.LakeTable, dict[str, Any]], tmp: str, progress: _core.ProgressCallback | None,
+        source_file_column: bool,
+    ) -> dict[_core.LakeTable, dict[str, Any]]:
         """Fetches the chunk's files (checked, all or nothing) and adds where each now is."""
         for t, r in chunk.items():
             if not r["files"]:
@@ -99,17 +104,17 @@ class LakeStager:
                 f["local_path"] = p["local_path"]
         return chunk
 
-    def chunks(self, pending: dict[str, Any], after: dict[str, int]) -> list[dict[str, dict[str, Any]]]:
+    def chunks(self, pending: _core.Pending, after: dict[_core.LakeTable, int]) -> list[dict[_core.LakeTable, dict[str, Any]]]:
         """Consecutive versions of the events table, up to ``chunk_rows`` rows or
         ``chunk_versions`` versions a chunk; the quarantine table's pending versions go with the
         first chunk (they are few and small). The last chunk reaches the versions read now."""
-        def files_of(change: dict[str, Any]) -> list[dict[str, Any]]:
+        def files_of(change: _core.VersionChange) -> list[dict[str, Any]]:
             return [{**f, "version": change["version"]} for f in change["files"]]
 
-        def lost_of(change: dict[str, Any]) -> list[dict[str, Any]]:
+        def lost_of(change: _core.VersionChange) -> list[dict[str, Any]]:
             return [{**lost, "version": change["version"]} for lost in change.get("lost", [])]
 
-        chunks: list[dict[str, dict[str, Any]]] = []
+        chunks: list[dict[_core.LakeTable, dict[str, Any]]] = []
         start, rows, files, lost, count = after["events"], 0, [], [], 0
         for change in pending["events"]:
             files += files_of(change)

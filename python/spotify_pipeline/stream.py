@@ -28,9 +28,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from spotify_pipeline import _core
 
@@ -48,13 +49,13 @@ class Segment:
     """One simulation of the stream, as its log records it."""
 
     segment: int
-    sim: dict[str, Any]
+    sim: _core.SimConfig
     speedup: float
     topic: str
     first: int | None = None
     next: int = 0
     not_sent: list[int] = field(default_factory=list)
-    offsets: list[dict[str, int]] = field(default_factory=list)
+    offsets: list[_core.PartitionOffset] = field(default_factory=list)
     sim_now_ms: int | None = None
     # The last line is a clean stop or a recovery: nothing reached Kafka past `next`.
     settled: bool = True
@@ -104,7 +105,7 @@ class SegmentLog:
             os.fsync(f.fileno())
 
 
-def rate_to_sessions(sim: dict[str, Any], events_per_s: float, speedup: float) -> float:
+def rate_to_sessions(sim: _core.SimConfig, events_per_s: float, speedup: float) -> float:
     """The ``sessions_per_user_per_day`` at which the simulation averages ``events_per_s`` of
     wall-clock time at ``speedup`` (over a day: the daily cycle moves it by hour)."""
     n = 1_000_000
@@ -121,12 +122,12 @@ def segment_seed(seed: int, segment: int) -> int:
     return int.from_bytes(digest, "big") & (2**63 - 1)
 
 
-def _world(sim: dict[str, Any]) -> dict[str, Any]:
+def _world(sim: _core.SimConfig) -> dict[str, object]:
     """A simulation's settings less its start: what decides whether a restart continues it."""
     return {k: v for k, v in sim.items() if k != "start_ms"}
 
 
-def recover(log: SegmentLog, kafka: dict[str, Any]) -> Segment | None:
+def recover(log: SegmentLog, kafka: _core.KafkaConfig) -> Segment | None:
     """If the stream's last run stopped uncleanly, finds what reached the topic past its last
     checkpoint and logs it. Returns the last segment."""
     segments = log.segments()
@@ -141,16 +142,16 @@ def recover(log: SegmentLog, kafka: dict[str, Any]) -> Segment | None:
 
 
 def run(
-    kafka: dict[str, Any],
-    sim: dict[str, Any],
+    kafka: _core.KafkaConfig,
+    sim: _core.SimConfig,
     state_dir: str | os.PathLike[str],
     *,
     speedup: float = 1.0,
     start_ms: int | None = None,
-    options: dict[str, Any] | None = None,
-    progress: Callable[[dict], None] | None = None,
+    options: _core.StreamOptions | None = None,
+    progress: _core.ProgressCallback | None = None,
     now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-) -> dict[str, Any]:
+) -> _core.Checkpoint:
     """Streams ``sim`` to ``kafka["topic"]`` until ``options["duration_s"]`` or a stop request
     (an exception raised by ``progress``, KeyboardInterrupt included), resuming the log's last
     segment when its settings are the same. Returns the last checkpoint."""
@@ -166,11 +167,11 @@ def run(
         and start_ms is None
         and not (speedup == 1.0 and now - (last.sim_now_ms or 0) > MAX_CATCH_UP_MS)
     )
-    opts = {**(options or {}), "speedup": speedup}
+    opts: _core.StreamOptions = {**(options or {}), "speedup": speedup}
     if resume:
         assert last is not None
         seg = last
-        opts.update(resume_at=seg.next, send_from_ms=None)
+        opts.update({"resume_at": seg.next, "send_from_ms": None})
         sim_at = seg.sim_now_ms if seg.sim_now_ms is not None else seg.sim["start_ms"]
     else:
         if start_ms is None:
@@ -179,12 +180,12 @@ def run(
         n = (last.segment + 1) if last else 0
         seg = Segment(n, {**sim, "seed": segment_seed(sim["seed"], n), "start_ms": start_ms - WARM_UP_MS}, speedup, kafka["topic"])
         log.append({"kind": "segment", "segment": seg.segment, "sim": seg.sim, "speedup": speedup, "topic": seg.topic})
-        opts.update(resume_at=0, send_from_ms=start_ms)
+        opts.update({"resume_at": 0, "send_from_ms": start_ms})
         sim_at = start_ms
     # Real time: the simulated clock is the wall clock. Faster: from here, at the speed-up.
     opts["anchor"] = None if speedup == 1.0 else [sim_at, now]
 
-    def checkpoint(c: dict) -> None:
+    def checkpoint(c: _core.Checkpoint) -> None:
         log.append({"kind": "checkpoint", "segment": seg.segment, **c})
 
     return _core.stream(kafka, seg.sim, opts, checkpoint, progress)
@@ -205,7 +206,7 @@ def truth(state_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summaries = []
+    summaries: list[dict[str, Any]] = []
     for s in segments:
         first = s.first if s.first is not None else s.next
         path = out / f"truth-{s.segment}.csv"

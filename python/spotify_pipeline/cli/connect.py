@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from spotify_pipeline.topic import ingest_topic
 
 if TYPE_CHECKING:
+    from spotify_pipeline._core import KafkaConfig, LakeConfig
     from spotify_pipeline.hooks.warehouse import Warehouse
 
 # The hooks (and so Airflow, ~3 s to import) load only for a command that uses the lake or the
@@ -57,8 +58,8 @@ def read_kafka_config(path: str) -> dict[str, str]:
     return config
 
 
-def kafka_config(args: argparse.Namespace) -> dict[str, Any]:
-    client = {"bootstrap.servers": args.bootstrap}
+def kafka_config(args: argparse.Namespace) -> KafkaConfig:
+    client: dict[str, str] = {"bootstrap.servers": args.bootstrap}
     if args.kafka_config:
         client.update(read_kafka_config(args.kafka_config))
     return {"client": client, "topic": args.topic, "timeout_s": int(args.timeout_s)}
@@ -74,7 +75,7 @@ def add_lake_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default="spotify_events", help="the tables bronze/<dataset>[_quarantine] (default %(default)s)")
 
 
-def lake_config(args: argparse.Namespace) -> dict[str, Any]:
+def lake_config(args: argparse.Namespace) -> LakeConfig:
     from spotify_pipeline.hooks.lake import s3_options
 
     url = args.lake_url
@@ -97,7 +98,7 @@ def add_warehouse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", default="spotify_events", help="the warehouse's bronze table (default %(default)s)")
 
 
-def warehouse(args: argparse.Namespace) -> "Warehouse":
+def warehouse(args: argparse.Namespace) -> Warehouse:
     from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook
     from spotify_pipeline.hooks.warehouse import warehouse_hook
 

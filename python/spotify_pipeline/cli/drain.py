@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from spotify_pipeline.cli import connect, report
 from spotify_pipeline.operators.drain import DEFAULT_GROUP_ID, DEFAULT_IDLE_TIMEOUT_S, drain_topic, share_partitions
+
+if TYPE_CHECKING:
+    from spotify_pipeline._core import DrainOptions
 
 log = logging.getLogger("spotify_pipeline.cli.drain")
 
@@ -64,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
                                  args.json, f"share {args.partition_share} of {args.topic}'s partitions is empty: nothing to drain")
             return 0
     tuning = {k: getattr(args, k) for k in ("batch_max_records", "batch_max_bytes", "buffer_max_bytes", "workers", "commit_interval_ms")}
-    options = {
+    options: DrainOptions = {
         "group_id": args.group_id, "partitions": partitions, "dataset": args.dataset, "raw": args.raw,
-        **{k: v for k, v in tuning.items() if v is not None},
+        # The tuning keys are the core's option names, picked by name: not checkable as TypedDict keys.
+        **cast("DrainOptions", {k: v for k, v in tuning.items() if v is not None}),
         "max_records": args.max_records, "max_seconds": args.max_seconds, "idle_timeout_s": args.idle_timeout_s,
         "allow_data_loss": args.allow_data_loss, "reset_offsets": args.reset_offsets,
     }

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline.cli import connect, report
 from spotify_pipeline.operators.maintain import (
-    DEFAULT_CLOSED_AFTER_S, DEFAULT_RETENTION_HOURS, DEFAULT_TARGET_FILE_BYTES, compact_lake, vacuum_lake,
+    DEFAULT_CLOSED_AFTER_S,
+    DEFAULT_RETENTION_HOURS,
+    DEFAULT_TARGET_FILE_BYTES,
+    compact_lake,
+    vacuum_lake,
 )
+
+if TYPE_CHECKING:
+    from spotify_pipeline._core import CompactOptions, VacuumOptions
 
 log = logging.getLogger("spotify_pipeline.cli.maintain")
 
@@ -36,7 +43,7 @@ def add_parser(sub: Any, name: str, help: str) -> None:
 
 
 def compact(args: argparse.Namespace) -> int:
-    options = {"dataset": args.dataset, "target_file_bytes": args.target_file_bytes, "closed_after_s": args.closed_after_s}
+    options: CompactOptions = {"dataset": args.dataset, "target_file_bytes": args.target_file_bytes, "closed_after_s": args.closed_after_s}
     summary = compact_lake(connect.lake_config(args), options, log, report.progress_reporter(args.quiet))
     report.print_summary(summary, args.json, (
         f"compacted {sum(t['partitions_compacted'] for t in summary['tables'])} hour partitions: "
@@ -46,7 +53,7 @@ def compact(args: argparse.Namespace) -> int:
 
 
 def vacuum(args: argparse.Namespace) -> int:
-    options = {"dataset": args.dataset, "retention_hours": args.retention_hours, "dry_run": args.dry_run}
+    options: VacuumOptions = {"dataset": args.dataset, "retention_hours": args.retention_hours, "dry_run": args.dry_run}
     summary = vacuum_lake(connect.lake_config(args), options, log)
     report.print_summary(summary, args.json,
                          f"{'would delete' if args.dry_run else 'deleted'} {summary['files_deleted']} files")

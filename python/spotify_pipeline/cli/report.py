@@ -7,10 +7,12 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline.progress import format_progress
+
+if TYPE_CHECKING:
+    from spotify_pipeline._core import Progress, ProgressCallback
 
 # A log (not a terminal) gets one progress line this often: a service's or a cron job's log.
 LOG_LINE_EVERY_S = 10.0
@@ -21,21 +23,21 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress, no log lines; only the summary")
 
 
-def progress_reporter(quiet: bool = False, bar: bool | None = None) -> Callable[[dict[str, Any]], None]:
+def progress_reporter(quiet: bool = False, bar: bool | None = None) -> ProgressCallback:
     """The core's progress callback for a command: a bar redrawn in place when stderr is a
     terminal (or ``bar=True``), else a line every ``LOG_LINE_EVERY_S``; nothing if ``quiet``."""
     if quiet:
         return lambda _p: None
     if bar if bar is not None else sys.stderr.isatty():
 
-        def draw(p: dict[str, Any]) -> None:
+        def draw(p: Progress) -> None:
             sys.stderr.write("\r" + format_progress(p).ljust(100))
             sys.stderr.flush()
 
         return draw
     last = [0.0]
 
-    def line(p: dict[str, Any]) -> None:
+    def line(p: Progress) -> None:
         if time.monotonic() - last[0] >= LOG_LINE_EVERY_S:
             last[0] = time.monotonic()
             sys.stderr.write(f"{format_progress(p)}\n")

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from spotify_pipeline import _core
@@ -34,7 +34,7 @@ def _sim_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--malformed-rate", type=float, default=0.0)
 
 
-def _sim(args: argparse.Namespace, events: int | None) -> dict:
+def _sim(args: argparse.Namespace, events: int | None) -> _core.SimConfig:
     faults = {"late_rate": args.late_rate, "max_late_ms": args.max_late_ms, "duplicate_rate": args.duplicate_rate, "malformed_rate": args.malformed_rate}
     return sim_config(
         seed=args.seed, start=args.start, events=events, users=args.users, songs=args.songs,
@@ -57,7 +57,7 @@ def _stream(args: argparse.Namespace) -> int:
         sim["sessions_per_user_per_day"] = stream_mod.rate_to_sessions(sim, args.rate, args.speedup)
     start_ms = sim.pop("start_ms") if args.start else None
     kafka = connect.kafka_config(args)
-    options = {"duration_s": args.duration_s, "checkpoint_s": args.checkpoint_s,
+    options: _core.StreamOptions = {"duration_s": args.duration_s, "checkpoint_s": args.checkpoint_s,
                "partitions": args.partitions, "replication": 1, "compression": args.compression}
     # A service's log: a line every 10 s, never a bar.
     progress = report.progress_reporter(bar=False)
@@ -71,7 +71,7 @@ def _stream(args: argparse.Namespace) -> int:
         state = "cleanly" if last.settled else "before its in-flight records were acknowledged (the next start recovers them)"
         sys.stderr.write(f"stream: stopped ({e or 'interrupt'}) {state}; segment {last.segment}, next record {last.next}\n")
         return 0
-    clock = datetime.fromtimestamp(c["sim_now_ms"] / 1000, timezone.utc).isoformat(timespec="seconds")
+    clock = datetime.fromtimestamp(c["sim_now_ms"] / 1000, UTC).isoformat(timespec="seconds")
     sys.stderr.write(f"stream: done, {c['sent']:,} records sent, next record {c['next']}, simulated clock {clock}\n")
     return 0
 
@@ -126,7 +126,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _produce(args: argparse.Namespace) -> int:
     events = args.events if args.events is not None or args.duration_s else 100_000
-    options = {
+    options: _core.ProduceOptions = {
         "count": events, "duration_s": args.duration_s, "rate_per_s": args.rate, "speedup": args.speedup,
         "partitions": args.partitions, "replication": 1, "compression": args.compression,
     }

@@ -41,7 +41,10 @@ def _pct(v: Any) -> float | None:
     return None if v is None else round(float(v) * 100, 2)
 
 
-def _bar_line(labels, bars, bar_label, line, line_label, horizontal=False, bar_unit="plays", line_unit="%") -> dict[str, Any]:
+def _bar_line(
+    labels: list[str], bars: list[Any], bar_label: str, line: list[float | None], line_label: str, horizontal: bool = False,
+    bar_unit: str = "plays", line_unit: str = "%",
+) -> dict[str, Any]:
     """Bars (counts) with a line (a rate) on a second axis."""
     value_axis, cat_axis = ("x", "y") if horizontal else ("y", "x")
     return {
@@ -70,13 +73,13 @@ def _bar_line(labels, bars, bar_label, line, line_label, horizontal=False, bar_u
     }
 
 
-def _top_songs(rows):
+def _top_songs(rows: list[dict[str, Any]]) -> dict[str, Any]:
     rows = rows[:15]
     labels = [f"{r['song_name']} · {r['artist_name']}" for r in rows]
     return _bar_line(labels, [r["plays"] for r in rows], "plays", [_pct(r["skip_rate"]) for r in rows], "skip rate (%)", horizontal=True)
 
 
-def _top_artists(rows):
+def _top_artists(rows: list[dict[str, Any]]) -> dict[str, Any]:
     rows = rows[:15]
     return _bar_line(
         [r["artist_name"] for r in rows], [r["plays"] for r in rows], "plays",
@@ -84,7 +87,7 @@ def _top_artists(rows):
     )
 
 
-def _engagement(rows):
+def _engagement(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "type": "line",
         "data": {
@@ -105,7 +108,7 @@ def _engagement(rows):
     }
 
 
-def _sessions(rows):
+def _sessions(rows: list[dict[str, Any]]) -> dict[str, Any]:
     counts = {label: 0 for _, _, label in SESSION_BUCKETS}
     for r in rows:
         counts[r["bucket"]] = r["sessions"]
@@ -116,7 +119,7 @@ def _sessions(rows):
     }
 
 
-def _countries(rows):
+def _countries(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "type": "bar",
         "data": {
@@ -137,7 +140,7 @@ def _countries(rows):
     }
 
 
-def _hours(rows):
+def _hours(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by_hour = {h: 0 for h in range(24)}
     for r in rows:
         by_hour[int(r["local_hour"])] = r["plays"]
@@ -148,7 +151,7 @@ def _hours(rows):
     }
 
 
-def _devices(rows):
+def _devices(rows: list[dict[str, Any]]) -> dict[str, Any]:
     regions = sorted({r["region"] for r in rows})
     devices = sorted({r["device_type"] for r in rows})
     share = {(r["region"], r["device_type"]): _pct(r["share_of_region_plays"]) for r in rows}
@@ -170,7 +173,7 @@ def _devices(rows):
     }
 
 
-def _genres(rows):
+def _genres(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "type": "doughnut",
         "data": {
@@ -181,7 +184,7 @@ def _genres(rows):
     }
 
 
-def _trending(rows):
+def _trending(rows: list[dict[str, Any]]) -> dict[str, Any]:
     rows = rows[:10]
     return {
         "type": "bar",
@@ -196,12 +199,12 @@ def _trending(rows):
     }
 
 
-def _freshness(rows):
+def _freshness(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Seconds each layer's newest event is behind now, along the pipeline (rows with
     ``layer``, ``layer_order``, ``newest_event_at`` as naive-UTC ISO text or None)."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     rows = sorted(rows, key=lambda r: r["layer_order"])
     lags = [None if r["newest_event_at"] is None else round((now - datetime.fromisoformat(str(r["newest_event_at"]))).total_seconds(), 1)
             for r in rows]

@@ -9,15 +9,17 @@ error; a file a writer holds raises :class:`WarehouseBusy`.
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline.dashboard.charts import CHARTS, FRESHNESS_SQL, SCHEMA, Chart, points
 from spotify_pipeline.hooks.duckdb_lock import WarehouseBusy, is_lock_error
+
+if TYPE_CHECKING:
+    import duckdb
 
 KPI_SQL = f"""SELECT sum(plays) AS plays, sum(skips) AS skips, sum(skips) / nullif(sum(plays), 0) AS skip_rate,
     sum(sessions) AS sessions, max(daily_active_users) AS peak_dau, count(*) AS days, min(date) AS first_date, max(date) AS last_date,
@@ -33,14 +35,14 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _rows(con, sql: str) -> list[dict[str, Any]]:
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     cur = con.execute(sql)
     names = [d[0] for d in cur.description]
-    return [{n: _jsonable(v) for n, v in zip(names, row)} for row in cur.fetchall()]
+    return [{n: _jsonable(v) for n, v in zip(names, row, strict=False)} for row in cur.fetchall()]
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # The layers the warehouse cannot see: (rows for the freshness chart, why they are missing).
@@ -58,11 +60,11 @@ def live_layers(topic: str, kafka_conn_id: str, lake_url: str, lake_conn_id: str
     try:
         kafka = SpotifyKafkaHook(kafka_conn_id).kafka_config(topic, timeout_s=5)
         r = _core.freshness(kafka, LakeHook(lake_url, lake_conn_id).lake_config())
-    except Exception as e:  # a broker or a store that is away: say so on the panel
+    except Exception as e:  # noqa: BLE001 - a broker or a store that is away: say so on the panel
         return [], f"Kafka and the lake could not be read: {str(e)[:200]}"
 
     def at(ms: int | None) -> str | None:
-        return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).replace(tzinfo=None).isoformat()
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None).isoformat()
 
     return [{"layer": f"Kafka ({topic})", "layer_order": 1, "newest_event_at": at(r["newest_ms"])},
             {"layer": "lake", "layer_order": 2, "newest_event_at": at(r["newest_drained_ms"])}], None

@@ -4,12 +4,15 @@ endpoint) and the static export (one self-contained file: chart library and data
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    import jinja2
 
 CHART_JS = "chart.umd.min.js"
 
@@ -19,7 +22,7 @@ def asset(name: str) -> str:
 
 
 @cache
-def _template():
+def _template() -> jinja2.Template:
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -42,5 +45,5 @@ def render_static(data: dict[str, Any]) -> str:
     lib = asset(CHART_JS)
     if "</script" in lib.lower():  # cannot happen with Chart.js today; never emit a broken page
         raise ValueError(f"{CHART_JS} contains '</script' and cannot be inlined")
-    data = {**data, "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    data = {**data, "exported_at": datetime.now(UTC).isoformat(timespec="seconds")}
     return _template().render(chart_js_inline=Markup(lib), chart_js_url=None, data_json=script_json(data), data_url_json=script_json(None))

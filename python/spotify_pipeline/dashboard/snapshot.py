@@ -14,6 +14,9 @@ from typing import Any
 from spotify_pipeline.dashboard.read import LiveLayers, now_iso, read_dashboard, with_live_freshness
 from spotify_pipeline.hooks.duckdb_lock import WarehouseBusy, retry_while_busy
 
+# (mtime, size, inode) of the database file and of its write-ahead log (None: no such file).
+FileVersion = tuple[tuple[int, int, int] | None, ...]
+
 
 def snapshot_path(db_path: str | os.PathLike[str]) -> Path:
     """Where the last good snapshot of ``db_path`` is kept: next to it."""
@@ -21,9 +24,9 @@ def snapshot_path(db_path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".dashboard.json")
 
 
-def file_version(path: str) -> tuple | None:
+def file_version(path: str) -> FileVersion | None:
     """Changes whenever DuckDB writes the file or its write-ahead log."""
-    out = []
+    out: list[tuple[int, int, int] | None] = []
     for p in (path, path + ".wal"):
         try:
             st = os.stat(p)
@@ -52,7 +55,7 @@ class SnapshotSource:
         self.delay_s = delay_s
         self._lock = threading.Lock()
         self._last: dict[str, dict[str, Any]] = {}
-        self._version: dict[str, tuple | None] = {}
+        self._version: dict[str, FileVersion | None] = {}
         self.reads = 0  # opens of the warehouse, for tests and logs
 
     def get(self) -> dict[str, Any]:
@@ -76,7 +79,7 @@ class SnapshotSource:
         self._remember(path, data, version)
         return data
 
-    def _remember(self, path: str, data: dict[str, Any], version: tuple | None) -> None:
+    def _remember(self, path: str, data: dict[str, Any], version: FileVersion | None) -> None:
         if not Path(path).exists():
             return
         with self._lock:
@@ -94,6 +97,7 @@ class SnapshotSource:
 
     def _load(self, path: str) -> dict[str, Any] | None:
         try:
-            return json.loads(snapshot_path(path).read_text())
+            data: dict[str, Any] = json.loads(snapshot_path(path).read_text())
+            return data
         except (OSError, ValueError):
             return None

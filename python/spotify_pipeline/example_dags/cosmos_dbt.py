@@ -25,10 +25,10 @@ from pathlib import Path
 if shutil.which("dbt") is None and Path(sys.executable).with_name("dbt").exists():
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
-import pendulum  # noqa: E402
-from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig  # noqa: E402
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode  # noqa: E402
-from cosmos.dbt.executable import get_system_dbt  # noqa: E402
+import pendulum
+from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
+from cosmos.dbt.executable import get_system_dbt
 
 _SOURCE_CHECKOUT_DBT = Path(__file__).resolve().parents[3] / "dbt"
 PROJECT_DIR = Path(os.environ.get("SPOTIFY_DBT_PROJECT_DIR", _SOURCE_CHECKOUT_DBT))

@@ -7,6 +7,8 @@ here once, for DuckDB and Snowflake alike.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from spotify_pipeline import _core
 
 # One row per lake data file loaded (a "batch" for silver and gold: batch_id is the file's name
@@ -46,7 +48,7 @@ LOSS_LEDGER: list[tuple[str, str, bool]] = [
 ]
 
 # The lake tables a stage loads, by the core's name for them.
-LAKE_TABLES = ("events", "quarantine")
+LAKE_TABLES: tuple[_core.LakeTable, ...] = ("events", "quarantine")
 
 
 class BronzeTables:
@@ -60,6 +62,10 @@ class BronzeTables:
     TYPES: dict[str, str]
     PARAM: str
     NOW: str
+
+    if TYPE_CHECKING:
+        # Each warehouse hook's own, over its own driver's cursor (see loaded_versions_sql).
+        def loaded_versions(self, con: Any) -> dict[str, int]: ...
 
     @property
     def bronze_table(self) -> str:
@@ -99,7 +105,7 @@ class BronzeTables:
             f"CREATE TABLE IF NOT EXISTS {self.loss_table} (\n  {self.columns_ddl(LOSS_LEDGER)},\n  PRIMARY KEY (table_name, lake_version, kafka_partition)\n)",
         ]
 
-    def ledger_is_at(self, con, ranges: dict[str, dict]) -> bool:
+    def ledger_is_at(self, con: Any, ranges: dict[_core.LakeTable, dict[str, Any]]) -> bool:
         """Inside a load's transaction: whether the version ledger is still where each range's
         load started (``after``); if not, another loader moved it and this load must roll back."""
         now = self.loaded_versions(con)
@@ -109,7 +115,7 @@ class BronzeTables:
         """INSERT of one ledger row: every column a parameter, but ``loaded_at`` the warehouse's clock."""
         return f"INSERT INTO {table} VALUES ({', '.join([self.PARAM] * (len(columns) - 1))}, {self.NOW})"
 
-    def range_ledger_rows(self, lake_table: str, r: dict) -> list[tuple[str, list]]:
+    def range_ledger_rows(self, lake_table: str, r: dict[str, Any]) -> list[tuple[str, list[Any]]]:
         """The version ledger's row of a loaded range of versions, and the loss ledger's rows of
         what those versions record as lost, as (statement, parameters)."""
         if r["last_version"] <= r["after"]:
@@ -126,7 +132,7 @@ class BronzeTables:
         return f"SELECT table_name, max(last_version) FROM {self.versions_table} GROUP BY table_name"
 
 
-def ledger_row(lake_table: str, f: dict) -> list:
+def ledger_row(lake_table: str, f: dict[str, Any]) -> list[Any]:
     """The file ledger's row of a loaded file (``FILE_LEDGER`` order, ``loaded_at`` last and
     left to the warehouse's clock)."""
     batch_id = f["key"].rsplit("/", 1)[-1].removesuffix(".parquet")

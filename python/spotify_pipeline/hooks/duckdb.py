@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from spotify_pipeline import _core
 from spotify_pipeline.hooks.bronze_tables import FILE_LEDGER, BronzeTables, ledger_row
 from spotify_pipeline.hooks.duckdb_lock import DEFAULT_LOCK_TIMEOUT_S, connect_when_free, is_lock_error
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from spotify_pipeline._core import LakeTable
 
 DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -89,7 +93,7 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
             return True, f"{path} does not exist yet: the first stage creates it (DuckDB {duckdb.__version__})"
         try:
             with duckdb.connect(str(path), read_only=True) as con:
-                tables = con.execute("select count(*) from information_schema.tables").fetchone()[0]
+                tables = con.execute("select count(*) from information_schema.tables").fetchone()[0]  # type: ignore[index]  # count(*) returns one row
         except duckdb.Error as e:
             return False, f"{path} cannot be opened: {e}"
         return True, f"{path} opened read-only: {tables} tables (DuckDB {duckdb.__version__})"
@@ -113,7 +117,7 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
         _ = self.path
         return getattr(self, "_lock_timeout_s", DEFAULT_LOCK_TIMEOUT_S)
 
-    def connect(self, read_only: bool = False):
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """The database file, opened once no other process holds it (for at most
         ``lock_timeout_s``; then :class:`WarehouseBusy` names the holder)."""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -130,22 +134,22 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
             with duckdb.connect(self.path, read_only=True) as con:
                 exists = con.execute(
                     "select count(*) from information_schema.tables where table_schema = ? and table_name = '_load_versions'", [self.schema]
-                ).fetchone()[0]
+                ).fetchone()[0]  # type: ignore[index]  # count(*) returns one row
                 return self.loaded_versions(con) if exists else {}
         except duckdb.IOException as e:
             if is_lock_error(e):
                 return None
             raise
 
-    def ensure_tables(self, con) -> None:
+    def ensure_tables(self, con: Any) -> None:
         for statement in self.create_statements():
             con.execute(statement)
 
-    def replace_reference_tables(self, con, files: dict[str, list[str]], schema: str = "reference") -> dict[str, int]:
+    def replace_reference_tables(self, con: Any, files: dict[str, list[str]], schema: str = "reference") -> dict[str, int]:
         """Replaces each reference table (songs, artists, users, subscriptions) with the rows of
         its Parquet files, in one transaction: a re-run gives the same tables."""
         schema = identifier(schema)
-        counts = {}
+        counts: dict[str, int] = {}
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -161,11 +165,11 @@ class DuckDBWarehouseHook(BaseHook, BronzeTables):
             raise
         return counts
 
-    def loaded_versions(self, con) -> dict[str, int]:
+    def loaded_versions(self, con: Any) -> dict[str, int]:
         """The last loaded Delta version of each lake table (absent: none loaded yet)."""
         return {t: int(v) for t, v in con.execute(self.loaded_versions_sql()).fetchall()}
 
-    def load_range(self, con, ranges: dict[str, dict[str, Any]]) -> bool:
+    def load_range(self, con: Any, ranges: dict[LakeTable, dict[str, Any]]) -> bool:
         """Loads each lake table's range of versions (``ranges[table]``: ``after``,
         ``last_version``, ``files`` prepared on local disk) with its ledger rows, all tables in
         one transaction: all or nothing. Returns False, loading nothing, if the ledger is no

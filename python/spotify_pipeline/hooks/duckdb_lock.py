@@ -14,9 +14,12 @@ from __future__ import annotations
 import math
 import re
 import time
-from pathlib import Path
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import duckdb
 
 T = TypeVar("T")
 
@@ -50,7 +53,9 @@ def lock_holder(e: BaseException) -> str:
     return f"PID {pid} ({cmdline[:200] or program})"
 
 
-def connect_when_free(path: str, *, read_only: bool = False, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, log=None):
+def connect_when_free(
+    path: str, *, read_only: bool = False, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, log: Any = None
+) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect(path)``, retried while another process holds the file, every 25-100 ms
     for ``timeout_s``; then :class:`WarehouseBusy` naming the holder.
 
@@ -60,7 +65,7 @@ def connect_when_free(path: str, *, read_only: bool = False, timeout_s: float = 
     backing-off stage failing after 3 s, and leaves these retries through in a few tries)."""
     import duckdb
 
-    def attempt():
+    def attempt() -> duckdb.DuckDBPyConnection:
         try:
             return duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as e:

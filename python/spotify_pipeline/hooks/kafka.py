@@ -7,11 +7,14 @@ settings go in the same dict and reach librdkafka unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook
 
 from spotify_pipeline.topic import DEFAULT_TOPIC, INGEST_TOPIC_ENV, ingest_topic
+
+if TYPE_CHECKING:
+    from spotify_pipeline._core import KafkaConfig
 
 __all__ = ["DEFAULT_TOPIC", "INGEST_TOPIC_ENV", "SpotifyKafkaHook", "ingest_topic"]
 
@@ -36,7 +39,7 @@ class SpotifyKafkaHook(BaseHook):
             )
         return config
 
-    def kafka_config(self, topic: str, timeout_s: int = 30) -> dict[str, Any]:
+    def kafka_config(self, topic: str, timeout_s: int = 30) -> KafkaConfig:
         return {"client": self.client_config(), "topic": topic, "timeout_s": int(timeout_s)}
 
     def test_connection(self) -> tuple[bool, str]:

@@ -8,9 +8,12 @@ connection: login = access key id, password = secret access key, extra ``endpoin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from spotify_pipeline._core import LakeConfig
 
 # The Airflow Variable that names the lake for the pipeline's DAGs, and the lake when it is unset.
 LAKE_URL_VARIABLE = "spotify_lake_url"
@@ -55,7 +58,7 @@ class LakeHook(BaseHook):
         self.lake_url = lake_url
         self.lake_conn_id = lake_conn_id
 
-    def lake_config(self) -> dict[str, Any]:
+    def lake_config(self) -> LakeConfig:
         if not self.lake_url.startswith("s3://"):
             return {"url": self.lake_url, "options": {}}
         if not self.lake_conn_id:

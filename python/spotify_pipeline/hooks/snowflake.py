@@ -29,13 +29,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from spotify_pipeline import _core
 from spotify_pipeline.hooks.bronze_tables import FILE_LEDGER, BronzeTables, ledger_row
 from spotify_pipeline.hooks.duckdb import identifier
+
+if TYPE_CHECKING:
+    from spotify_pipeline._core import LakeTable
 
 SNOWFLAKE_TYPES = {
     "string": "VARCHAR",
@@ -54,7 +56,7 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def _transaction(cur) -> Iterator[None]:
+def _transaction(cur: Any) -> Iterator[None]:
     cur.execute("BEGIN")
     try:
         yield
@@ -68,7 +70,7 @@ class _AlreadyLoaded(Exception):
     """Another loader moved the version ledger: this load rolls back."""
 
 
-def _put(cur, local_path: str, stage_dir: str) -> None:
+def _put(cur: Any, local_path: str, stage_dir: str) -> None:
     # PUT takes no bind parameters; both parts are built here from checked names.
     if not _LOCAL_PATH.match(local_path):
         raise ValueError(f"refusing to PUT {local_path!r}: unexpected characters in the path")
@@ -96,7 +98,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
     PARAM = "%s"
     NOW = "SYSDATE()"
 
-    def connect(self):
+    def connect(self) -> Any:
         from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
         return SnowflakeHook(snowflake_conn_id=self.snowflake_conn_id).get_conn()
@@ -105,7 +107,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
     def lock_table(self) -> str:
         return f"{self.schema}._load_lock"
 
-    def ensure_tables(self, con) -> None:
+    def ensure_tables(self, con: Any) -> None:
         cur = con.cursor()
         for statement in self.create_statements():
             cur.execute(statement)
@@ -114,13 +116,13 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
         cur.execute(f"INSERT INTO {self.lock_table} SELECT NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM {self.lock_table})")
         cur.execute(f"CREATE STAGE IF NOT EXISTS {self.stage} FILE_FORMAT = (TYPE = PARQUET)")
 
-    def claim(self, con, cur, ranges: dict[str, dict[str, Any]], holder: str) -> bool:
+    def claim(self, con: Any, cur: Any, ranges: dict[LakeTable, dict[str, Any]], holder: str) -> bool:
         """Inside a load transaction: takes the load lock (waiting for another loader's commit),
         then tells whether the version ledger is still where this load started."""
         cur.execute(f"UPDATE {self.lock_table} SET holder = %s, locked_at = SYSDATE()", [holder])
         return self.ledger_is_at(con, ranges)
 
-    def loaded_versions(self, con) -> dict[str, int]:
+    def loaded_versions(self, con: Any) -> dict[str, int]:
         cur = con.cursor()
         cur.execute(self.loaded_versions_sql())
         return {t: int(v) for t, v in cur.fetchall()}
@@ -135,11 +137,12 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
             )
             return self.loaded_versions(con) if cur.fetchone()[0] else {}
 
-    def _count(self, cur, table: str) -> int:
+    def _count(self, cur: Any, table: str) -> int:
         cur.execute(f"SELECT count(*) FROM {table}")
-        return cur.fetchone()[0]
+        count: int = cur.fetchone()[0]
+        return count
 
-    def _stage_files(self, cur, load_dir: str, paths: list[str], kind: str, tmp: Path) -> None:
+    def _stage_files(self, cur: Any, load_dir: str, paths: list[str], kind: str, tmp: Path) -> None:
         """PUTs ``paths`` under ``@stage/<load_dir>/<kind>/``, renamed 0.parquet, 1.parquet, ...:
         lake file names repeat across hour folders, and the rows carry their own source_file."""
         flat = tmp / load_dir / kind
@@ -149,7 +152,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
             link.hardlink_to(path)
             _put(cur, str(link), f"{self.stage}/{load_dir}/{kind}")
 
-    def load_range(self, con, ranges: dict[str, dict[str, Any]]) -> bool:
+    def load_range(self, con: Any, ranges: dict[LakeTable, dict[str, Any]]) -> bool:
         """Loads each lake table's range of versions with its ledger rows in one transaction:
         all or nothing. Returns False, loading nothing, if the version ledger is no longer at
         ``after`` once this load holds the load lock (see the module documentation)."""
@@ -172,7 +175,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
             self._remove_staged(cur, load_dir)
         return True
 
-    def _load_in_transaction(self, cur, lake_table: str, r: dict[str, Any], load_dir: str) -> None:
+    def _load_in_transaction(self, cur: Any, lake_table: str, r: dict[str, Any], load_dir: str) -> None:
         """COPY one table's staged files, check the row count, write its ledger rows."""
         files = r["files"]
         if files:
@@ -191,13 +194,13 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
         for statement, params in self.range_ledger_rows(lake_table, r):
             cur.execute(statement, params)
 
-    def _remove_staged(self, cur, load_dir: str) -> None:
+    def _remove_staged(self, cur: Any, load_dir: str) -> None:
         try:
             cur.execute(f"REMOVE @{self.stage}/{load_dir}/")
-        except Exception as e:  # the files are inert once the load committed or rolled back
+        except Exception as e:  # noqa: BLE001 - the files are inert once the load committed or rolled back
             self.log.warning("could not remove staged files @%s/%s: %s", self.stage, load_dir, e)
 
-    def replace_reference_tables(self, con, files: dict[str, list[str]], schema: str = "reference") -> dict[str, int]:
+    def replace_reference_tables(self, con: Any, files: dict[str, list[str]], schema: str = "reference") -> dict[str, int]:
         """Replaces each reference table's rows with its Parquet files' rows, all tables in one
         transaction (DELETE + COPY: DDL would commit it early in Snowflake). The column types
         come from the files, read locally by DuckDB."""
@@ -217,7 +220,7 @@ class SnowflakeWarehouseHook(BaseHook, BronzeTables):
             cols = ", ".join(f"{identifier(n)} {_reference_type(t)}" for n, t, *_ in kinds)
             cur.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{identifier(table)} ({cols})")
             self._stage_files(cur, load_dir, [str(merged)], table, merged.parent / "_snowflake")
-        counts = {}
+        counts: dict[str, int] = {}
         try:
             with _transaction(cur):
                 for table in sorted(files):
@@ -237,11 +240,14 @@ def dbt_profile_env(conn_id: str) -> dict[str, str]:
     gives ``{}`` (the profile then reads the environment's variables as they are)."""
     try:
         conn = BaseHook.get_connection(conn_id)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a connection missing (or no backend to ask) leaves the environment's variables
         log.info("no connection %r: the Snowflake profile reads SNOWFLAKE_* from the environment", conn_id)
         return {}
     extra = conn.extra_dejson
-    pick = lambda *keys: next((str(extra[k]) for k in keys if extra.get(k)), None)  # noqa: E731
+
+    def pick(*keys: str) -> str | None:
+        return next((str(extra[k]) for k in keys if extra.get(k)), None)
+
     env = {
         "SNOWFLAKE_ACCOUNT": pick("account", "extra__snowflake__account"),
         "SNOWFLAKE_USER": conn.login or None,

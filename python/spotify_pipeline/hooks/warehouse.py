@@ -4,12 +4,15 @@ the :class:`Warehouse` protocol that callers type against."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.sdk import BaseHook
 
 from spotify_pipeline.hooks.duckdb import DuckDBWarehouseHook
 from spotify_pipeline.hooks.snowflake import SnowflakeWarehouseHook
+
+if TYPE_CHECKING:
+    from spotify_pipeline._core import LakeTable
 
 
 class Warehouse(Protocol):
@@ -37,7 +40,7 @@ class Warehouse(Protocol):
 
     def loaded_versions_or_busy(self) -> dict[str, int] | None: ...
 
-    def load_range(self, con: Any, ranges: dict[str, dict[str, Any]]) -> bool: ...
+    def load_range(self, con: Any, ranges: dict[LakeTable, dict[str, Any]]) -> bool: ...
 
     def replace_reference_tables(self, con: Any, files: dict[str, list[str]], schema: str = "reference") -> dict[str, int]: ...
 

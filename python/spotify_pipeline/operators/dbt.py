@@ -29,9 +29,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
-from contextlib import contextmanager, nullcontext
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, ClassVar
 
 from airflow.sdk import Asset, BaseOperator, Context
 
@@ -76,7 +76,7 @@ def _as_list(value: str | Iterable[str] | None) -> list[str]:
 
 
 @contextmanager
-def _environ(**values: str | None):
+def _environ(**values: str | None) -> Iterator[None]:
     old = {k: os.environ.get(k) for k in values}
     try:
         for k, v in values.items():
@@ -111,7 +111,7 @@ def _release_duckdb() -> None:
     except ImportError:
         return
     env = getattr(DuckDBConnectionManager, "_ENV", None)
-    DuckDBConnectionManager.close_all_connections()
+    DuckDBConnectionManager.close_all_connections()  # type: ignore[no-untyped-call]  # unannotated in dbt-duckdb
     if env is not None and hasattr(env, "close"):
         env.close()
 
@@ -150,8 +150,11 @@ class DbtBuildOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "project_dir", "profiles_dir", "select", "exclude", "target", "vars", "full_refresh",
     )
-    template_fields_renderers = {"vars": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"vars": "json"}
     ui_color = "#FF694B"
+    # Set by execute, for the dbtRunner callback (_log_node).
+    _duckdb_path: str | None
+    _rows: dict[str, int]
 
     def __init__(
         self,
@@ -230,7 +233,7 @@ class DbtBuildOperator(BaseOperator):
             if rows in (None, "", -1) and self._duckdb_path and rr.status == "success" and info.resource_type in (
                 "model", "seed", "snapshot"
             ) and info.materialized not in ("view", "ephemeral"):
-                rows = self._count_rows(info.node_relation.relation_name)
+                rows = self._count_rows(self._duckdb_path, info.node_relation.relation_name)
                 if rows is not None:
                     self._rows[info.unique_id] = rows
             self.log.info(
@@ -242,7 +245,7 @@ class DbtBuildOperator(BaseOperator):
         except Exception:  # logging must never break the build
             self.log.debug("could not log a dbt event", exc_info=True)
 
-    def _count_rows(self, relation: str | None) -> int | None:
+    def _count_rows(self, path: str, relation: str | None) -> int | None:
         """DuckDB reports no rows_affected: count the rows of the relation just built. (In the same
         process DuckDB shares dbt's open database, so this is a plain read.)"""
         if not relation:
@@ -250,8 +253,9 @@ class DbtBuildOperator(BaseOperator):
         try:
             import duckdb
 
-            with duckdb.connect(self._duckdb_path) as con:
-                return con.execute(f"select count(*) from {relation}").fetchone()[0]
+            with duckdb.connect(path) as con:
+                count: int = con.execute(f"select count(*) from {relation}").fetchone()[0]  # type: ignore[index]  # count(*) returns one row
+                return count
         except Exception:
             self.log.debug("could not count the rows of %s", relation, exc_info=True)
             return None
@@ -263,7 +267,7 @@ class DbtBuildOperator(BaseOperator):
             self.target = target_of_asset_events(context.get("triggering_asset_events"))
             self.log.info("dbt target %s (from the triggering asset events)", self.target)
         duckdb_path = None
-        held = nullcontext()
+        held: AbstractContextManager[Any] = nullcontext()
         env: dict[str, str | None] = {}
         if str(self.target) == "duckdb":
             warehouse = DuckDBWarehouseHook(self.duckdb_conn_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
@@ -12,6 +12,7 @@ from spotify_pipeline import _core
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
 from spotify_pipeline.hooks.lake import LakeHook
 from spotify_pipeline.progress import log_progress
+from spotify_pipeline.simulation import optional
 
 MAX_FILES_IN_XCOM = 50
 # The consumer group the drain names itself by (offsets live in the Delta txns, not the group).
@@ -33,7 +34,7 @@ def topic_partition_sets(topic: str, n: int, kafka_conn_id: str = SpotifyKafkaHo
     return partition_sets(_core.topic_partitions(SpotifyKafkaHook(kafka_conn_id).kafka_config(topic)), int(n))
 
 
-def share_partitions(kafka: dict[str, Any], share: Sequence[int]) -> list[int]:
+def share_partitions(kafka: _core.KafkaConfig, share: Sequence[int]) -> list[int]:
     """The partitions of ``share`` = [index, count]: that set of :func:`partition_sets` of the
     topic's partitions, asked of the broker now (empty when there are fewer partitions than shares)."""
     index, count = (int(x) for x in share)
@@ -43,7 +44,9 @@ def share_partitions(kafka: dict[str, Any], share: Sequence[int]) -> list[int]:
     return sets[index] if index < len(sets) else []
 
 
-def drain_topic(kafka: dict[str, Any], lake: dict[str, Any], options: dict[str, Any], log: Any, progress: Any) -> dict[str, Any]:
+def drain_topic(
+    kafka: _core.KafkaConfig, lake: _core.LakeConfig, options: _core.DrainOptions, log: Any, progress: _core.ProgressCallback | None
+) -> dict[str, Any]:
     """Runs the core's drain and logs what it did: what the operator and ``spotify-pipeline drain`` share."""
     log.info("Draining %s into %s", kafka["topic"], lake["url"])
     summary = _core.drain(kafka, lake, options, progress)
@@ -141,8 +144,8 @@ class KafkaDrainOperator(BaseOperator):
         buffer_max_bytes: int | None = None,
         workers: int | None = None,
         commit_interval_ms: int | None = None,
-        max_records: int | None = None,
-        max_seconds: float | None = None,
+        max_records: int | str | None = None,
+        max_seconds: float | str | None = None,
         idle_timeout_s: int = DEFAULT_IDLE_TIMEOUT_S,
         timeout_s: int = 30,
         allow_data_loss: bool = False,
@@ -186,14 +189,15 @@ class KafkaDrainOperator(BaseOperator):
                 # More shares than partitions: this one has none (an empty list would mean all).
                 raise AirflowSkipException(f"share {self.partition_share} of {self.topic}'s partitions is empty")
             self.log.info("Share %s of %s's partitions: %s", self.partition_share, self.topic, partitions)
-        options = {
+        options: _core.DrainOptions = {
             "group_id": self.group_id,
             "partitions": partitions,
             "dataset": self.dataset,
             "raw": bool(self.raw),
-            **{k: v for k, v in self.tuning.items() if v is not None},
-            "max_records": int(self.max_records) if self.max_records not in (None, "") else None,
-            "max_seconds": float(self.max_seconds) if self.max_seconds not in (None, "") else None,
+            # Tuning keys are the core's option names (set in __init__): not checkable as TypedDict keys.
+            **cast("_core.DrainOptions", {k: v for k, v in self.tuning.items() if v is not None}),
+            "max_records": optional(self.max_records, int),
+            "max_seconds": optional(self.max_seconds, float),
             "idle_timeout_s": self.idle_timeout_s,
             "allow_data_loss": bool(self.allow_data_loss),
             "reset_offsets": bool(self.reset_offsets),

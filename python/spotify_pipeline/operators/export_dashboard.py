@@ -8,7 +8,7 @@ Airflow and no warehouse behind it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -57,7 +57,7 @@ class DashboardExportOperator(BaseOperator):
         self.busy_timeout_s = busy_timeout_s
         self.require_data = require_data
 
-    def _live(self) -> tuple[list, str | None]:
+    def _live(self) -> tuple[list[dict[str, Any]], str | None]:
         from spotify_pipeline.dashboard.read import live_layers
         from spotify_pipeline.hooks.kafka import SpotifyKafkaHook, ingest_topic
 
@@ -81,8 +81,8 @@ class DashboardExportOperator(BaseOperator):
         html = render_static(data).encode("utf-8")
 
         dag_run = context.get("dag_run") if hasattr(context, "get") else None
-        when = getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None) or datetime.now(timezone.utc)
-        stamp = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+        when = getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None) or datetime.now(UTC)
+        stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H%M%SZ")
         prefix = self.prefix.strip("/")
         key, latest = f"{prefix}/{stamp}.html", f"{prefix}/latest.html"
         lake = LakeHook(self.lake_url, self.lake_conn_id).lake_config()

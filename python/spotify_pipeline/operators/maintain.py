@@ -92,7 +92,7 @@ class LakeCompactOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         lake = LakeHook(self.lake_url, self.lake_conn_id).lake_config()
-        options = {
+        options: _core.CompactOptions = {
             "dataset": self.dataset,
             "target_file_bytes": _int(self.target_file_bytes, "target_file_bytes"),
             "closed_after_s": _int(self.closed_after_s, "closed_after_s"),
@@ -138,11 +138,12 @@ class LakeVacuumOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
         self.dataset = dataset
         self.retention_hours = retention_hours
-        self.dry_run = dry_run
+        # A templated field named as the core's option; it shadows BaseOperator.dry_run(), which Airflow never calls.
+        self.dry_run = dry_run  # type: ignore[method-assign,assignment]
 
     def execute(self, context: Context) -> dict[str, Any]:
         lake = LakeHook(self.lake_url, self.lake_conn_id).lake_config()
-        options = {
+        options: _core.VacuumOptions = {
             "dataset": self.dataset,
             "retention_hours": _int(self.retention_hours, "retention_hours"),
             "dry_run": _bool(self.dry_run, "dry_run"),
@@ -150,7 +151,9 @@ class LakeVacuumOperator(BaseOperator):
         return vacuum_lake(lake, options, self.log)
 
 
-def compact_lake(lake: dict[str, Any], options: dict[str, Any], log: Any, progress: Any) -> dict[str, Any]:
+def compact_lake(
+    lake: _core.LakeConfig, options: _core.CompactOptions, log: Any, progress: _core.ProgressCallback | None
+) -> dict[str, Any]:
     """OPTIMIZE (``_core.compact``) with its log lines and totals: what the operator and
     ``spotify-pipeline maintain compact`` share."""
     log.info(
@@ -168,12 +171,15 @@ def compact_lake(lake: dict[str, Any], options: dict[str, Any], log: Any, progre
         )
     return {
         "tables": tables,
-        **{k: sum(t[k] for t in tables) for k in ("files_removed", "files_added", "bytes_removed", "bytes_added")},
+        "files_removed": sum(t["files_removed"] for t in tables),
+        "files_added": sum(t["files_added"] for t in tables),
+        "bytes_removed": sum(t["bytes_removed"] for t in tables),
+        "bytes_added": sum(t["bytes_added"] for t in tables),
         "elapsed_s": sum(t["elapsed_s"] for t in tables),
     }
 
 
-def vacuum_lake(lake: dict[str, Any], options: dict[str, Any], log: Any) -> dict[str, Any]:
+def vacuum_lake(lake: _core.LakeConfig, options: _core.VacuumOptions, log: Any) -> dict[str, Any]:
     """VACUUM (``_core.vacuum``) with its log lines and total: what the operator and
     ``spotify-pipeline maintain vacuum`` share."""
     log.info(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -54,7 +54,7 @@ class SpotifyProducerOperator(BaseOperator):
         faults: dict[str, Any] | None = None,
         create_topic: bool = True,
         partitions: int = 3,
-        compression: str = "lz4",
+        compression: _core.Compression = "lz4",
         timeout_s: int = 30,
         lake_url: str | None = None,
         lake_conn_id: str | None = LakeHook.default_conn_name,
@@ -94,15 +94,15 @@ class SpotifyProducerOperator(BaseOperator):
             seed=self.seed, start=self.start, events=events, users=self.users, songs=self.songs,
             catalog_seed=self.catalog_seed, zipf_s=self.zipf_s,
             sessions_per_user_per_day=self.sessions_per_user_per_day, faults=self.faults,
-            now=getattr(dag_run, "run_after", None) or datetime.now(timezone.utc),
+            now=getattr(dag_run, "run_after", None) or datetime.now(UTC),
         )
-        reference = None
+        reference: _core.ReferenceSummary | None = None
         if self.lake_url:
             lake = LakeHook(self.lake_url, self.lake_conn_id).lake_config()
             reference = _core.publish_reference(sim, lake)
             self.log.info("Reference data (catalog %s): %s", reference["tables"][0]["catalog"], ", ".join(f"{t['table']} {t['rows']} rows{'' if t['published'] else ' (already there)'}" for t in reference["tables"]))
         kafka = SpotifyKafkaHook(self.kafka_conn_id).kafka_config(self.topic, self.timeout_s)
-        options = {
+        options: _core.ProduceOptions = {
             "count": events, "duration_s": optional(self.duration_s, float), "rate_per_s": rate, "speedup": speedup,
             "create_topic": self.create_topic, "partitions": self.partitions, "replication": 1,
             "compression": self.compression,
@@ -112,9 +112,8 @@ class SpotifyProducerOperator(BaseOperator):
             f"{events:,} events" if events is not None else f"for {options['duration_s']}s",
             sim["seed"], sim["faults"], self.topic, kafka["client"]["bootstrap.servers"],
         )
-        summary = _core.produce(kafka, sim, options, log_progress(self.log))
-        summary["sim_config"] = sim
-        summary["reference"] = reference
+        produced = _core.produce(kafka, sim, options, log_progress(self.log))
+        summary: dict[str, Any] = {**produced, "sim_config": sim, "reference": reference}
         st = summary["sim"]
         self.log.info(
             "Produced %s records (%.1f MB) in %.2fs, %s/s: %s valid (%s duplicates, %s late), %s malformed %s",

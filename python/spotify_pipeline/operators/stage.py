@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 
@@ -11,6 +11,9 @@ from spotify_pipeline.hooks.lake import LakeHook
 from spotify_pipeline.hooks.warehouse import warehouse_hook
 from spotify_pipeline.progress import log_progress
 from spotify_pipeline.stage import DEFAULT_CHUNK_ROWS, DEFAULT_CHUNK_VERSIONS, LakeStager
+
+if TYPE_CHECKING:
+    from spotify_pipeline._core import LakeConfig
 
 
 class StageToWarehouseOperator(BaseOperator):
@@ -69,7 +72,7 @@ class StageToWarehouseOperator(BaseOperator):
         )
         return summary
 
-    def stager(self, lake: dict[str, Any]) -> LakeStager:
+    def stager(self, lake: LakeConfig) -> LakeStager:
         """The staging this task runs (``spotify_pipeline.stage``), with its settings."""
         return LakeStager(
             lake=lake, dataset=self.dataset, load_reference=self.load_reference, chunk_rows=int(self.chunk_rows),

@@ -21,7 +21,7 @@ URL_PREFIX = "/spotify-dashboard"
 
 class SpotifyPipelinePlugin(AirflowPlugin):
     name = "spotify_pipeline"
-    external_views = [
+    external_views = [  # noqa: RUF012 - AirflowPlugin declares it a plain list attribute; a ClassVar would clash
         {
             "name": "Spotify dashboard",
             # Relative: the UI resolves it against its base URL (works behind a proxy prefix).

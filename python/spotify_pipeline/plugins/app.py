@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -35,7 +36,7 @@ def warehouse_path() -> str:
     return DuckDBWarehouseHook(os.environ.get("SPOTIFY_DASHBOARD_CONN_ID", "duckdb_default")).path
 
 
-def pipeline_layers() -> tuple[list, str | None]:
+def pipeline_layers() -> tuple[list[dict[str, Any]], str | None]:
     """Kafka's and the lake's freshness, through the pipeline's own connections and Variable."""
     from spotify_pipeline.dashboard.read import live_layers
     from spotify_pipeline.hooks.kafka import SpotifyKafkaHook, ingest_topic
@@ -43,12 +44,12 @@ def pipeline_layers() -> tuple[list, str | None]:
 
     try:
         lake_url = configured_lake_url()
-    except Exception as e:  # no Variable backend reachable
+    except Exception as e:  # noqa: BLE001 - no Variable backend reachable
         return [], f"the lake URL could not be read: {e}"
     return live_layers(ingest_topic(), SpotifyKafkaHook.default_conn_name, lake_url, LakeHook.default_conn_name)
 
 
-def _get_user_dependency():
+def _get_user_dependency() -> Callable[..., Any]:
     from airflow.api_fastapi.core_api.security import get_user
 
     return get_user

@@ -70,4 +70,5 @@ class CheckThenDeferSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(f"{type(self).__name__}: {event.get('message')} (timeout {self.timeout}s)")
         if event.get("status") != "ready":
             raise RuntimeError(f"{type(self).__name__}: {event.get('message', event)}")
-        return event[self.result_key]
+        result: dict[str, Any] = event[self.result_key]
+        return result

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spotify_pipeline.hooks.kafka import SpotifyKafkaHook
 from spotify_pipeline.hooks.lake import LakeHook
 from spotify_pipeline.sensors.base import CheckThenDeferSensor
+from spotify_pipeline.simulation import optional
 from spotify_pipeline.triggers.kafka_lag import KafkaLagTrigger, drained_already, lag_reached, measure_lag, produced_offsets
+
+if TYPE_CHECKING:
+    from spotify_pipeline._core import LagReport
 
 
 class KafkaLagSensor(CheckThenDeferSensor):
@@ -55,9 +59,9 @@ class KafkaLagSensor(CheckThenDeferSensor):
         self.timeout_s = timeout_s
 
     def _max_age(self) -> float | None:
-        return None if self.max_age_s in (None, "") else float(self.max_age_s)
+        return optional(self.max_age_s, float)
 
-    def check(self) -> tuple[bool, dict[str, Any]]:
+    def check(self) -> tuple[bool, LagReport]:
         report = measure_lag(self.topic, self.kafka_conn_id, self.lake_url, self.lake_conn_id, self.dataset, self.timeout_s)
         self.log.info("lag of %s behind %s: %s records (oldest undrained at %s ms)", self.lake_url, self.topic, report["lag"], report["oldest_undrained_ms"])
         produced = produced_offsets(self.produced)

@@ -20,11 +20,12 @@ def unloaded_batches(lake_url: str, lake_conn_id: str | None, dataset: str, ware
         return None
     lake = LakeHook(lake_url, lake_conn_id).lake_config()
     pending = _core.pending_versions(lake, dataset, loaded.get("events", -1), loaded.get("quarantine", -1))
-    files = [f for t in ("events", "quarantine") for c in pending[t] for f in c["files"]]
+    files = [f for changes in (pending["events"], pending["quarantine"]) for c in changes for f in c["files"]]
+    latest = {"events": pending["events_version"], "quarantine": pending["quarantine_version"]}
     return {
         "batches": len(files),
         "rows": sum(f["rows"] for c in pending["events"] for f in c["files"]),
-        "versions": {t: [loaded.get(t, -1) + 1, pending[f"{t}_version"]] for t in ("events", "quarantine") if pending[f"{t}_version"] > loaded.get(t, -1)},
+        "versions": {t: [loaded.get(t, -1) + 1, latest[t]] for t in ("events", "quarantine") if latest[t] > loaded.get(t, -1)},
         "batch_ids": [f["key"] for f in files][:50],
         "loaded": {t: loaded.get(t, -1) for t in ("events", "quarantine")},
     }

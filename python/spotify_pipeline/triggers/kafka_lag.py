@@ -18,7 +18,7 @@ def produced_offsets(produced: dict[str, Any] | None) -> list[list[int]] | None:
     return [[int(p["partition"]), int(p["last_offset"])] for p in produced["partitions"] if p["count"] > 0]
 
 
-def drained_already(report: dict[str, Any], offsets: list[list[int]] | None) -> bool:
+def drained_already(report: _core.LagReport, offsets: list[list[int]] | None) -> bool:
     """True when the lake's txns are past every ``[partition, last_offset]``: another drain (an
     overlapping run on the same topic) already took those records, so no lag will come for them."""
     if offsets is None:
@@ -28,7 +28,7 @@ def drained_already(report: dict[str, Any], offsets: list[list[int]] | None) -> 
 
 
 def lag_reached(
-    report: dict[str, Any], min_lag: int, max_age_s: float | None, now_ms: int | None = None, produced: list[list[int]] | None = None
+    report: _core.LagReport, min_lag: int, max_age_s: float | None, now_ms: int | None = None, produced: list[list[int]] | None = None
 ) -> bool:
     """True when at least ``min_lag`` records wait, or the oldest waits longer than ``max_age_s``,
     or the ``produced`` records are drained already (:func:`drained_already`)."""
@@ -45,7 +45,7 @@ def lag_reached(
 
 def measure_lag(
     topic: str, kafka_conn_id: str, lake_url: str, lake_conn_id: str | None, dataset: str, timeout_s: int
-) -> dict[str, Any]:
+) -> _core.LagReport:
     """The lag report of the lake's bronze table behind ``topic`` (see ``_core.lag``), with both
     connections resolved here, where it runs (worker or triggerer)."""
     kafka = SpotifyKafkaHook(kafka_conn_id).kafka_config(topic, timeout_s)
@@ -93,8 +93,8 @@ class KafkaLagTrigger(PollingTrigger):
             "produced": self.produced,
         }
 
-    def check(self) -> dict[str, Any]:
+    def check(self) -> _core.LagReport:
         return measure_lag(self.topic, self.kafka_conn_id, self.lake_url, self.lake_conn_id, self.dataset, self.timeout_s)
 
-    def is_ready(self, report: dict[str, Any]) -> bool:
+    def is_ready(self, report: _core.LagReport) -> bool:
         return lag_reached(report, self.min_lag, self.max_age_s, produced=self.produced)

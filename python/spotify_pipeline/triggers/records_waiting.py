@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
@@ -19,11 +19,14 @@ from spotify_pipeline.hooks.lake import LakeHook, configured_lake_url
 from spotify_pipeline.triggers.base import floored_interval
 from spotify_pipeline.triggers.kafka_lag import lag_reached, measure_lag
 
+if TYPE_CHECKING:
+    from spotify_pipeline._core import LagReport
+
 # Between checks after one failed: long enough not to flood the log while a broker is away.
 RETRY_INTERVAL_S = 30.0
 
 
-def new_records_since(report: dict[str, Any], fired_at: dict[int, int]) -> bool:
+def new_records_since(report: LagReport, fired_at: dict[int, int]) -> bool:
     """Whether any partition's high watermark moved past where it was when the trigger last fired.
 
     A lag that stays (its drain failed, or is still running) fires once, not on every check:
@@ -54,7 +57,7 @@ class RecordsWaitingTrigger(BaseEventTrigger):
         poke_interval: float = 5.0,
         timeout_s: int = 30,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # unannotated in Airflow; super() escapes untyped_calls_exclude
         self.topic = topic
         self.kafka_conn_id = kafka_conn_id
         self.lake_url = lake_url
@@ -72,7 +75,7 @@ class RecordsWaitingTrigger(BaseEventTrigger):
             "max_age_s": self.max_age_s, "poke_interval": self.poke_interval, "timeout_s": self.timeout_s,
         }
 
-    def check(self) -> dict[str, Any]:
+    def check(self) -> LagReport:
         """The lag report (blocking: it runs off the triggerer's event loop)."""
         lake_url = self.lake_url or configured_lake_url()
         return measure_lag(self.topic, self.kafka_conn_id, lake_url, self.lake_conn_id, self.dataset, self.timeout_s)
