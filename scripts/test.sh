@@ -10,6 +10,9 @@ cd "$ROOT"
 export DBT_SEND_ANONYMOUS_USAGE_STATS=False DO_NOT_TRACK=1
 
 scripts/setup.sh
+# Lint and types (pyproject.toml): seconds, so they go before the stack; mypy checks the source tree.
+.venv/bin/ruff check python/spotify_pipeline
+.venv/bin/mypy
 scripts/stack.sh up
 # --release shares the dependencies that the wheel's release build just compiled.
 cargo test --release -p spotify-pipeline-core
